@@ -1,0 +1,20 @@
+"""tnmdp: finite Markov decision processes solved with tensor networks.
+
+Gillman, Rose & Garrahan, "A Tensor Network Approach to Finite Markov Decision Processes" (2020).
+quimb is imported only where networks are built (:mod:`tnmdp.network`).
+"""
+
+from . import models, reference
+from .evaluate import Trajectories, evaluate, marginals, moments, sample
+from .local import LocalSolver
+from .model import FiniteMDP
+from .policy import Policy
+from .solve import Solution, solve
+from .sweep import SweepState
+from .tilted import doob_transform, log_partition
+
+__all__ = ["FiniteMDP", "LocalSolver", "Policy", "Solution", "SweepState", "Trajectories",
+           "doob_transform", "evaluate", "log_partition", "marginals", "models", "moments",
+           "reference", "sample", "solve"]
+
+__version__ = "0.1.0"

@@ -1,0 +1,742 @@
+"""PARAFAC (CP) low-rank policies and critics over a discretised state, as tensor networks.
+
+Following Rozada, Paternain & Marques, "Multilinear tensor low-rank approximation for
+policy-gradient methods in reinforcement learning" (arXiv 2501.04879), a state with ``D``
+components is discretised to a multi-index ``(i_0, ..., i_{D-1})`` and the policy parameters form a
+tensor ``Theta[i_0, ..., i_{D-1}, a]`` held in PARAFAC form::
+
+    Theta[i_0, ..., i_{D-1}, a] = sum_k  W[a, k]  prod_d G_d[i_d, k]
+
+    G_0        G_1   ...   G_{D-1}      W            one shared rank index k (a hyperedge):
+     |s0        |s1          |s{D-1}    |a           K * (sum_d N_d + A) parameters instead
+     +----------+-----k------+----------+            of A * prod_d N_d
+
+* ``kind="softmax"``: ``pi(a|s) = softmax_a Theta[i(s), a]`` over ``A`` discrete actions.
+* ``kind="gaussian"``: ``pi(.|s) = N(mu(s), diag(sigma^2))`` with ``mu_a(s) = Theta[i(s), a]``
+  over an ``A``-dimensional continuous action; for ``A = 1`` the action factor ``W`` is fixed to
+  ones (as in the authors' code) and ``log sigma`` is one learned number per action dimension,
+  clamped to ``log_std_bounds``.
+
+The critic is the same model with one output and no action factor:
+``V(s) = sum_k prod_d H_d[i_d, k]``.
+
+Score functions factorise (the paper's Eqs. 12--14): with ``u = d log pi / d Theta[i(s), :]`` (the
+distribution part) the derivative by ``G_d[i, k]`` is ``1[i = i_d] (u . W[:, k])
+prod_{d' != d} G_{d'}[i_{d'}, k]`` -- only ``K * D`` state-factor entries are non-zero per sample.
+:class:`ParafacScore` keeps exactly those rows, and gradients, Fisher-vector products and dense
+Jacobians are formed from them in ``O(n K (D + A))``.
+
+:meth:`ParafacPolicy.to_policy` returns the tabular ``(T, S, A)`` policy of a softmax model on a
+finite MDP whose state index is the C-order multi-index over the modes, so ``tnmdp.evaluate``
+gives its exact expected return by contraction.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize
+
+from ..model import as_rng
+
+__all__ = ["Discretiser", "ParafacPolicy", "ParafacCritic", "ParafacScore", "cp_als"]
+
+
+def _check_positive_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_mode_sizes(mode_sizes):
+    if isinstance(mode_sizes, numbers.Integral):
+        mode_sizes = (mode_sizes,)
+    try:
+        sizes = tuple(mode_sizes)
+    except TypeError:
+        raise TypeError(f"mode_sizes must be a sequence of ints, got {mode_sizes!r}") from None
+    if not sizes:
+        raise ValueError("mode_sizes must hold at least one mode, got ()")
+    return tuple(_check_positive_int(f"mode_sizes[{d}]", n) for d, n in enumerate(sizes))
+
+
+# ---------------------------------------------------------------------------------- discretiser
+class Discretiser:
+    """Map continuous states to grid multi-indices with the paper's rounding rule.
+
+    ``i_d = rint((clip(x_d, lo_d, hi_d) - lo_d) / (hi_d - lo_d) * (n_d - 1))``: the nearest of
+    ``n_d`` equally spaced points from ``lo_d`` to ``hi_d`` inclusive. A periodic dimension (an
+    angle on the grid ``lo_d + j * step``, ``j = 0..n_d-1``, ``hi_d = lo_d + (n_d - 1) step``) is
+    not clipped: the index wraps modulo ``n_d``, so a value just below ``lo_d + n_d step`` maps to 0.
+
+    Parameters
+    ----------
+    lows, highs : array_like, shape (D,)
+        Grid bounds per dimension, ``lows < highs``.
+    sizes : array_like of int, shape (D,)
+        Points per dimension, each ``>= 2``.
+    periodic : bool or array_like of bool, shape (D,), optional
+        Which dimensions wrap around. Default none.
+
+    Notes
+    -----
+    ``rint`` rounds halves to even, as ``torch.round`` does in the authors' code.
+
+    Examples
+    --------
+    >>> Discretiser([-1.0], [1.0], [5])([[0.3], [-2.0]]).tolist()
+    [[3], [0]]
+    """
+
+    def __init__(self, lows, highs, sizes, periodic=False):
+        lows = np.atleast_1d(np.asarray(lows, dtype=float))
+        highs = np.atleast_1d(np.asarray(highs, dtype=float))
+        if lows.ndim != 1 or lows.shape != highs.shape:
+            raise ValueError(f"lows and highs must be 1-d of equal length, got shapes "
+                             f"{lows.shape} and {highs.shape}")
+        sizes = _check_mode_sizes(sizes)
+        if len(sizes) != lows.size:
+            raise ValueError(f"sizes has {len(sizes)} entries; lows has {lows.size}")
+        for d, (lo, hi, n) in enumerate(zip(lows, highs, sizes)):
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+                raise ValueError(f"lows[{d}] = {lo} must be finite and below highs[{d}] = {hi}")
+            if n < 2:
+                raise ValueError(f"sizes[{d}] must be >= 2, got {n}")
+        periodic = np.broadcast_to(np.asarray(periodic, dtype=bool), lows.shape).copy()
+        self.lows, self.highs, self.sizes, self.periodic = lows, highs, sizes, periodic
+
+    @property
+    def n_dims(self):
+        """Number of state dimensions ``D``."""
+        return len(self.sizes)
+
+    def grid(self, d):
+        """The ``n_d`` grid points of dimension ``d``, shape ``(n_d,)``."""
+        return np.linspace(self.lows[d], self.highs[d], self.sizes[d])
+
+    def __call__(self, states):
+        """Multi-indices of ``states``.
+
+        Parameters
+        ----------
+        states : array_like, shape (n, D) or (D,)
+
+        Returns
+        -------
+        ndarray of int, shape (n, D) or (D,)
+        """
+        x = np.asarray(states, dtype=float)
+        if x.shape[-1:] != (self.n_dims,):
+            raise ValueError(f"states must have last axis of length D = {self.n_dims}, "
+                             f"got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError("states must be finite")
+        n = np.asarray(self.sizes)
+        scaled = (x - self.lows) / (self.highs - self.lows) * (n - 1)
+        clipped = np.clip(scaled, 0, n - 1)
+        idx = np.rint(np.where(self.periodic, scaled, clipped)).astype(np.int64)
+        return np.where(self.periodic, idx % n, idx)
+
+
+# ---------------------------------------------------------------------------------- CP core
+def _check_indices(states, mode_sizes):
+    """Validate a batch of multi-indices; return an int array of shape (n, D)."""
+    idx = np.asarray(states)
+    if idx.ndim == 1 and idx.shape[0] == len(mode_sizes):
+        idx = idx[None]
+    if idx.ndim != 2 or idx.shape[1] != len(mode_sizes):
+        raise ValueError(f"states must be multi-indices of shape (n, D) with D = {len(mode_sizes)},"
+                         f" got shape {idx.shape}")
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise TypeError(f"states must hold integer grid indices, got dtype {idx.dtype}")
+    bad = (idx < 0) | (idx >= np.asarray(mode_sizes))
+    if bad.any():
+        n, d = np.argwhere(bad)[0]
+        raise ValueError(f"states[{n}, {d}] = {idx[n, d]} is outside 0..{mode_sizes[d] - 1}")
+    return idx
+
+
+class _CPModel:
+    """``out[n, o] = sum_k W[o, k] prod_d G_d[idx[n, d], k]`` with its JVP and VJP.
+
+    ``W`` is a learned factor of shape ``(O, K)`` when ``output_factor`` is true, else fixed ones.
+    """
+
+    def __init__(self, mode_sizes, rank, n_outputs, output_factor, rng, init_scale):
+        self.mode_sizes = _check_mode_sizes(mode_sizes)
+        self.rank = _check_positive_int("rank", rank)
+        self.n_outputs = n_outputs
+        if not isinstance(init_scale, numbers.Real) or not init_scale > 0:
+            raise ValueError(f"init_scale must be a positive number, got {init_scale!r}")
+        rng = as_rng(rng)
+        shapes = [(n, self.rank) for n in self.mode_sizes]
+        if output_factor:
+            shapes.append((n_outputs, self.rank))
+        self.factors = [init_scale * rng.standard_normal(shape) for shape in shapes]
+        self._output_factor = output_factor
+
+    # -- parameters
+    @property
+    def n_dims(self):
+        """Number of state modes ``D``."""
+        return len(self.mode_sizes)
+
+    @property
+    def n_factor_params(self):
+        return sum(f.size for f in self.factors)
+
+    def _output_weights(self):
+        return self.factors[-1] if self._output_factor else np.ones((1, self.rank))
+
+    def _flat_factors(self):
+        return np.concatenate([f.ravel() for f in self.factors])
+
+    def _set_flat_factors(self, vec):
+        start = 0
+        for i, f in enumerate(self.factors):
+            self.factors[i] = np.array(vec[start:start + f.size], dtype=float).reshape(f.shape)
+            start += f.size
+
+    def _split(self, vec):
+        out, start = [], 0
+        for f in self.factors:
+            out.append(vec[start:start + f.size].reshape(f.shape))
+            start += f.size
+        return out
+
+    # -- evaluation
+    def _gather(self, idx):
+        """Rows ``G_d[idx[:, d]]`` (n, D, K), their product (n, K) and leave-one-out products."""
+        rows = np.stack([self.factors[d][idx[:, d]] for d in range(self.n_dims)], axis=1)
+        ones = np.ones_like(rows[:, :1])
+        prefix = np.cumprod(np.concatenate([ones, rows[:, :-1]], axis=1), axis=1)
+        suffix = np.cumprod(np.concatenate([ones, rows[:, :0:-1]], axis=1), axis=1)[:, ::-1]
+        loo = prefix * suffix
+        prod = loo[:, 0] * rows[:, 0]
+        return prod, loo
+
+    def _forward(self, idx):
+        prod, loo = self._gather(idx)
+        return prod @ self._output_weights().T, prod, loo
+
+    def _vjp(self, idx, cot, prod, loo):
+        """Flat gradient of ``sum_n cot[n] . out[n]`` with respect to the factors."""
+        weights = self._output_weights()
+        c = cot @ weights  # (n, K)
+        grads = []
+        for d, n_d in enumerate(self.mode_sizes):
+            g = np.zeros((n_d, self.rank))
+            np.add.at(g, idx[:, d], c * loo[:, d])
+            grads.append(g.ravel())
+        if self._output_factor:
+            grads.append((cot.T @ prod).ravel())
+        return np.concatenate(grads)
+
+    def _jvp(self, idx, tangent, prod, loo):
+        """Directional derivative of ``out`` (n, O) along flat factor tangent ``tangent``."""
+        parts = self._split(tangent)
+        dprod = sum(parts[d][idx[:, d]] * loo[:, d] for d in range(self.n_dims))
+        dout = dprod @ self._output_weights().T
+        if self._output_factor:
+            dout = dout + prod @ parts[-1].T
+        return dout
+
+    # -- dense tensor and network
+    def _full(self):
+        letters = "bcdefghijlmnopqrstuvwxyz"[:self.n_dims]
+        spec = ",".join(f"{c}k" for c in letters) + ",ak->" + letters + "a"
+        return np.einsum(spec, *self.factors[:self.n_dims], self._output_weights())
+
+    def _network(self, output_index):
+        import quimb.tensor as qtn
+
+        tensors = [qtn.Tensor(f.copy(), inds=(f"s{d}", "k"), tags={f"G{d}"})
+                   for d, f in enumerate(self.factors[:self.n_dims])]
+        if output_index is not None:
+            tags = {"A"} if self._output_factor else {"A", "FIXED"}
+            tensors.append(qtn.Tensor(self._output_weights().copy(), inds=(output_index, "k"),
+                                      tags=tags))
+        return qtn.TensorNetwork(tensors)
+
+
+# ---------------------------------------------------------------------------------- scores
+@dataclass(frozen=True)
+class ParafacScore:
+    """Score functions ``d log pi(a_n|s_n) / d params`` of a batch, kept in factorised form.
+
+    Attributes
+    ----------
+    states : ndarray of int, shape (n, D)
+        Multi-indices ``i(s_n)``.
+    dist_grad : ndarray, shape (n, A)
+        ``u_n = d log pi(a_n|s_n) / d Theta[i(s_n), :]``, the distribution-dependent part.
+    state_rows : ndarray, shape (n, D, K)
+        The only non-zero rows of the state-factor scores: ``d log pi / d G_d[states[n, d], :]``.
+    action_rows : ndarray, shape (n, A, K) or None
+        ``d log pi / d W``, or None when ``W`` is fixed.
+    log_std : ndarray, shape (n, A) or None
+        ``d log pi / d log_std`` (Gaussian), zero where the clamp is active.
+
+    Notes
+    -----
+    Flat parameter order: ``G_0.ravel(), ..., G_{D-1}.ravel(), [W.ravel()], [log_std]`` -- that of
+    :attr:`ParafacPolicy.params`.
+    """
+
+    states: np.ndarray
+    dist_grad: np.ndarray
+    state_rows: np.ndarray
+    action_rows: np.ndarray | None
+    log_std: np.ndarray | None
+    mode_sizes: tuple
+
+    def weighted_sum(self, weights):
+        """``sum_n weights[n] score_n``, shape (P,), without forming per-sample vectors."""
+        w = np.asarray(weights, dtype=float)
+        K = self.state_rows.shape[2]
+        parts = []
+        for d, n_d in enumerate(self.mode_sizes):
+            g = np.zeros((n_d, K))
+            np.add.at(g, self.states[:, d], w[:, None] * self.state_rows[:, d])
+            parts.append(g.ravel())
+        if self.action_rows is not None:
+            parts.append(np.einsum("n,nak->ak", w, self.action_rows).ravel())
+        if self.log_std is not None:
+            parts.append(w @ self.log_std)
+        return np.concatenate(parts)
+
+    def to_dense(self):
+        """Per-sample scores as a dense array of shape (n, P) (small cases and tests)."""
+        n, _, K = self.state_rows.shape
+        blocks = []
+        for d, n_d in enumerate(self.mode_sizes):
+            block = np.zeros((n, n_d, K))
+            block[np.arange(n), self.states[:, d]] = self.state_rows[:, d]
+            blocks.append(block.reshape(n, -1))
+        if self.action_rows is not None:
+            blocks.append(self.action_rows.reshape(n, -1))
+        if self.log_std is not None:
+            blocks.append(self.log_std)
+        return np.concatenate(blocks, axis=1)
+
+
+# ---------------------------------------------------------------------------------- policy
+_KINDS = ("softmax", "gaussian")
+
+
+def _log_softmax(logits):
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class ParafacPolicy:
+    """A stationary policy whose parameter tensor has PARAFAC rank ``rank``.
+
+    Parameters
+    ----------
+    mode_sizes : sequence of int, shape (D,)
+        Grid sizes ``N_d`` of the discretised state.
+    n_actions : int
+        Softmax: number of discrete actions ``A >= 2``. Gaussian: action dimension ``A >= 1``.
+    rank : int
+        PARAFAC rank ``K``.
+    kind : {"softmax", "gaussian"}
+    rng : numpy.random.Generator or int or None
+        Initialisation: factors ``init_scale * N(0, 1)``.
+    init_scale : float, optional
+        Default 0.1 (the authors').
+    log_std_init : float, optional
+        Gaussian: initial ``log sigma``. Default 0.
+    log_std_bounds : (float, float), optional
+        Gaussian: clamp of ``log sigma``. Default ``(-2.5, 1.0)``.
+
+    Attributes
+    ----------
+    factors : list of ndarray
+        ``G_d`` of shape ``(N_d, K)``; then ``W`` of shape ``(A, K)`` when learned (softmax, or
+        Gaussian with ``A > 1``).
+    log_std : ndarray, shape (A,) or None
+
+    Notes
+    -----
+    ``K * (sum_d N_d + A)`` factor parameters (``K sum_d N_d`` for a scalar Gaussian), plus ``A``
+    for ``log_std``. Every method costs ``O(n K (D + A))`` for ``n`` states.
+    """
+
+    def __init__(self, mode_sizes, n_actions, rank, kind="softmax", *, rng=None, init_scale=0.1,
+                 log_std_init=0.0, log_std_bounds=(-2.5, 1.0)):
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+        self.kind = kind
+        self.n_actions = _check_positive_int("n_actions", n_actions,
+                                             2 if kind == "softmax" else 1)
+        output_factor = kind == "softmax" or self.n_actions > 1
+        self._cp = _CPModel(mode_sizes, rank, self.n_actions, output_factor, rng, init_scale)
+        self.log_std = None
+        if kind == "gaussian":
+            lo, hi = (float(b) for b in log_std_bounds)
+            if not lo < hi:
+                raise ValueError(f"log_std_bounds must be increasing, got {log_std_bounds!r}")
+            self.log_std_bounds = (lo, hi)
+            self.log_std = np.full(self.n_actions, float(log_std_init))
+
+    def __repr__(self):
+        return (f"ParafacPolicy(mode_sizes={self.mode_sizes}, n_actions={self.n_actions}, "
+                f"rank={self.rank}, kind={self.kind!r}, n_params={self.n_params})")
+
+    # -- parameters
+    mode_sizes = property(lambda self: self._cp.mode_sizes, doc="Grid sizes ``(N_0, ...)``.")
+    rank = property(lambda self: self._cp.rank, doc="PARAFAC rank ``K``.")
+    factors = property(lambda self: self._cp.factors, doc="Factor matrices (see class doc).")
+
+    @property
+    def n_states(self):
+        """``prod_d N_d``, the number of grid cells."""
+        return int(np.prod(self.mode_sizes))
+
+    @property
+    def n_params(self):
+        """Number of learned parameters ``P``."""
+        return self._cp.n_factor_params + (0 if self.log_std is None else self.log_std.size)
+
+    @property
+    def params(self):
+        """All learned parameters as a flat copy, shape (P,) (see :class:`ParafacScore`)."""
+        flat = self._cp._flat_factors()
+        return flat if self.log_std is None else np.concatenate([flat, self.log_std])
+
+    @params.setter
+    def params(self, vec):
+        vec = np.asarray(vec, dtype=float)
+        if vec.shape != (self.n_params,):
+            raise ValueError(f"params must have shape ({self.n_params},), got {vec.shape}")
+        n = self._cp.n_factor_params
+        self._cp._set_flat_factors(vec[:n])
+        if self.log_std is not None:
+            self.log_std = vec[n:].copy()
+
+    def copy(self):
+        """An independent copy."""
+        import copy
+
+        return copy.deepcopy(self)
+
+    def _sigma(self):
+        lo, hi = self.log_std_bounds
+        return np.exp(np.clip(self.log_std, lo, hi))
+
+    # -- distributions
+    def _check_states(self, states):
+        return _check_indices(states, self.mode_sizes)
+
+    def distribution(self, states):
+        """Logits (softmax) or means (Gaussian) ``Theta[i(s), :]``, shape (n, A)."""
+        return self._cp._forward(self._check_states(states))[0]
+
+    def probabilities(self, states):
+        """Softmax action probabilities, shape (n, A)."""
+        self._require_softmax("probabilities")
+        return np.exp(_log_softmax(self.distribution(states)))
+
+    def _require_softmax(self, what):
+        if self.kind != "softmax":
+            raise ValueError(f"{what} needs kind='softmax', this policy has kind={self.kind!r}")
+
+    def _check_actions(self, actions, n):
+        if self.kind == "softmax":
+            act = np.asarray(actions)
+            if act.shape != (n,) or not np.issubdtype(act.dtype, np.integer):
+                raise ValueError(f"actions must be {n} integers, got shape {act.shape} and "
+                                 f"dtype {act.dtype}")
+            if ((act < 0) | (act >= self.n_actions)).any():
+                j = int(np.argmax((act < 0) | (act >= self.n_actions)))
+                raise ValueError(f"actions[{j}] = {act[j]} is outside 0..{self.n_actions - 1}")
+            return act
+        act = np.asarray(actions, dtype=float)
+        if act.shape == (n,) and self.n_actions == 1:
+            act = act[:, None]
+        if act.shape != (n, self.n_actions):
+            raise ValueError(f"actions must have shape ({n}, {self.n_actions}), got {act.shape}")
+        return act
+
+    def _log_prob_and_grad(self, idx, act, out):
+        """log pi (n,), d log pi / d Theta (n, A), d log pi / d log_std (n, A) or None."""
+        n = idx.shape[0]
+        if self.kind == "softmax":
+            logp_all = _log_softmax(out)
+            u = -np.exp(logp_all)
+            u[np.arange(n), act] += 1.0
+            return logp_all[np.arange(n), act], u, None
+        sigma = self._sigma()
+        z = (act - out) / sigma
+        logp = (-0.5 * z ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)).sum(axis=1)
+        lo, hi = self.log_std_bounds
+        free = (self.log_std > lo) & (self.log_std < hi)
+        return logp, z / sigma, (z ** 2 - 1.0) * free
+
+    def log_prob(self, states, actions):
+        """``log pi(a_n | s_n)``, shape (n,).
+
+        Parameters
+        ----------
+        states : array_like of int, shape (n, D)
+        actions : array_like, shape (n,) (softmax: ints; scalar Gaussian) or (n, A) (Gaussian)
+        """
+        idx = self._check_states(states)
+        act = self._check_actions(actions, idx.shape[0])
+        out = self._cp._forward(idx)[0]
+        return self._log_prob_and_grad(idx, act, out)[0]
+
+    def sample(self, states, rng=None):
+        """Draw ``a_n ~ pi(.|s_n)``: ints of shape (n,) (softmax) or floats (n, A) (Gaussian)."""
+        rng = as_rng(rng)
+        out = self.distribution(states)
+        if self.kind == "softmax":
+            cum = np.cumsum(np.exp(_log_softmax(out)), axis=1)
+            draws = rng.random((out.shape[0], 1)) * cum[:, -1:]
+            return np.minimum((draws > cum).sum(axis=1), self.n_actions - 1)
+        return out + self._sigma() * rng.standard_normal(out.shape)
+
+    def score(self, states, actions):
+        """Factorised score functions of a batch (see :class:`ParafacScore`)."""
+        idx = self._check_states(states)
+        act = self._check_actions(actions, idx.shape[0])
+        out, prod, loo = self._cp._forward(idx)
+        _, u, g_std = self._log_prob_and_grad(idx, act, out)
+        c = u @ self._cp._output_weights()
+        action_rows = (u[:, :, None] * prod[:, None, :]) if self._cp._output_factor else None
+        return ParafacScore(idx, u, c[:, None, :] * loo, action_rows, g_std, self.mode_sizes)
+
+    # -- trust-region helpers (used by the learning algorithms)
+    def _snapshot(self, idx):
+        """Distribution parameters at ``idx`` for KL and Fisher computations."""
+        out, prod, loo = self._cp._forward(idx)
+        if self.kind == "softmax":
+            return {"logp": _log_softmax(out), "prod": prod, "loo": loo}
+        return {"mean": out, "log_sigma": np.log(self._sigma()), "prod": prod, "loo": loo}
+
+    def kl_from(self, snapshot, states):
+        """Mean ``KL(old || self)`` over ``states``, ``old`` given by :meth:`_snapshot`."""
+        out = self._cp._forward(states)[0]
+        if self.kind == "softmax":
+            old = snapshot["logp"]
+            return float((np.exp(old) * (old - _log_softmax(out))).sum(axis=1).mean())
+        ls_old, ls_new = snapshot["log_sigma"], np.log(self._sigma())
+        var_old, var_new = np.exp(2 * ls_old), np.exp(2 * ls_new)
+        kl = ls_new - ls_old + (var_old + (snapshot["mean"] - out) ** 2) / (2 * var_new) - 0.5
+        return float(kl.sum(axis=1).mean())
+
+    def fisher_vector_product(self, snapshot, states, vector):
+        """``F v`` with ``F`` the Hessian of the mean KL at the snapshot, shape (P,)."""
+        cp, n = self._cp, states.shape[0]
+        nf = cp.n_factor_params
+        dout = cp._jvp(states, vector[:nf], snapshot["prod"], snapshot["loo"])
+        if self.kind == "softmax":
+            p = np.exp(snapshot["logp"])
+            h = p * dout - p * (p * dout).sum(axis=1, keepdims=True)
+            return cp._vjp(states, h, snapshot["prod"], snapshot["loo"]) / n
+        lo, hi = self.log_std_bounds
+        free = (self.log_std > lo) & (self.log_std < hi)
+        h = dout / np.exp(2 * snapshot["log_sigma"])
+        fv = cp._vjp(states, h, snapshot["prod"], snapshot["loo"]) / n
+        return np.concatenate([fv, 2.0 * vector[nf:] * free])
+
+    # -- dense tensor, network, tabular policy
+    def full(self):
+        """Dense parameter tensor ``Theta``, shape ``(N_0, ..., N_{D-1}, A)`` (small cases)."""
+        return self._cp._full()
+
+    def to_tensor_network(self):
+        """The factors as a quimb ``TensorNetwork`` sharing one rank index ``"k"``.
+
+        Tensors ``G_d`` carry indices ``("s{d}", "k")`` and tag ``"G{d}"``; the action factor
+        carries ``("a", "k")`` and tag ``"A"`` (plus ``"FIXED"`` when it is the constant ones of a
+        scalar Gaussian). ``k`` is a hyperindex; contracting to ``("s0", ..., "a")`` gives
+        :meth:`full`.
+        """
+        return self._cp._network("a")
+
+    def to_policy(self, mdp_or_horizon):
+        """The tabular policy ``(T, S, A)`` of a softmax model, tiled over time.
+
+        Parameters
+        ----------
+        mdp_or_horizon : FiniteMDP or int
+            A finite MDP whose state index is the C-order multi-index over ``mode_sizes``
+            (``s = i_0 N_1 ... N_{D-1} + ... + i_{D-1}``), or the horizon ``T``.
+
+        Returns
+        -------
+        ndarray, shape (T, S, A)
+        """
+        self._require_softmax("to_policy")
+        if isinstance(mdp_or_horizon, numbers.Integral) and not isinstance(mdp_or_horizon, bool):
+            horizon = _check_positive_int("horizon", mdp_or_horizon)
+        elif hasattr(mdp_or_horizon, "horizon") and hasattr(mdp_or_horizon, "n_states"):
+            mdp = mdp_or_horizon
+            if (mdp.n_states, mdp.n_actions) != (self.n_states, self.n_actions):
+                raise ValueError(f"mdp has S={mdp.n_states}, A={mdp.n_actions}; this policy has "
+                                 f"S=prod{self.mode_sizes}={self.n_states}, A={self.n_actions}")
+            horizon = mdp.horizon
+        else:
+            raise TypeError(f"mdp_or_horizon must be a FiniteMDP or an int, not "
+                            f"{type(mdp_or_horizon).__name__}")
+        logits = self.full().reshape(self.n_states, self.n_actions)
+        table = np.exp(_log_softmax(logits))
+        return np.broadcast_to(table, (horizon,) + table.shape).copy()
+
+
+# ---------------------------------------------------------------------------------- critic
+class ParafacCritic:
+    """A PARAFAC value function ``V(s) = sum_k prod_d H_d[i_d(s), k]``.
+
+    Parameters
+    ----------
+    mode_sizes : sequence of int, shape (D,)
+    rank : int
+    rng : numpy.random.Generator or int or None
+    init_scale : float, optional
+        Factors start at ``init_scale * N(0, 1)``. Default 0.1.
+
+    Notes
+    -----
+    ``K sum_d N_d`` parameters.
+    """
+
+    def __init__(self, mode_sizes, rank, *, rng=None, init_scale=0.1):
+        self._cp = _CPModel(mode_sizes, rank, 1, False, rng, init_scale)
+
+    mode_sizes = property(lambda self: self._cp.mode_sizes)
+    rank = property(lambda self: self._cp.rank)
+    factors = property(lambda self: self._cp.factors)
+
+    @property
+    def n_params(self):
+        """Number of learned parameters."""
+        return self._cp.n_factor_params
+
+    @property
+    def params(self):
+        """Flat copy of the factors, shape (P,)."""
+        return self._cp._flat_factors()
+
+    @params.setter
+    def params(self, vec):
+        vec = np.asarray(vec, dtype=float)
+        if vec.shape != (self.n_params,):
+            raise ValueError(f"params must have shape ({self.n_params},), got {vec.shape}")
+        self._cp._set_flat_factors(vec)
+
+    def values(self, states):
+        """``V(s_n)``, shape (n,), for multi-indices of shape (n, D)."""
+        return self._cp._forward(_check_indices(states, self.mode_sizes))[0][:, 0]
+
+    def loss_and_grad(self, states, targets):
+        """``0.5 mean (V - targets)^2`` and its gradient (P,)."""
+        idx = _check_indices(states, self.mode_sizes)
+        out, prod, loo = self._cp._forward(idx)
+        resid = out[:, 0] - np.asarray(targets, dtype=float)
+        n = idx.shape[0]
+        return 0.5 * float(resid @ resid) / n, self._cp._vjp(idx, resid[:, None] / n, prod, loo)
+
+    def fit(self, states, targets, *, max_iter=20):
+        """Fit to ``targets`` (n,) by L-BFGS from the current factors (the authors' recipe).
+
+        Returns the ``scipy.optimize.OptimizeResult``; the factors are left at ``result.x``.
+        """
+        idx = _check_indices(states, self.mode_sizes)
+        targets = np.asarray(targets, dtype=float)
+        if targets.shape != (idx.shape[0],):
+            raise ValueError(f"targets must have shape ({idx.shape[0]},), got {targets.shape}")
+
+        def fun(vec):
+            self._cp._set_flat_factors(vec)
+            return self.loss_and_grad(idx, targets)
+
+        result = scipy.optimize.minimize(fun, self.params, jac=True, method="L-BFGS-B",
+                                         options={"maxiter": max_iter})
+        self._cp._set_flat_factors(result.x)
+        return result
+
+    def full(self):
+        """Dense value tensor, shape ``(N_0, ..., N_{D-1})``."""
+        return self._cp._full()[..., 0]
+
+    def to_tensor_network(self):
+        """quimb ``TensorNetwork`` of ``H_d`` (indices ``("s{d}", "k")``, tags ``"H{d}"``)."""
+        tn = self._cp._network(None)
+        for d in range(self._cp.n_dims):
+            tn.retag_({f"G{d}": f"H{d}"})
+        return tn
+
+
+# ---------------------------------------------------------------------------------- CP fit
+def cp_als(tensor, rank, *, n_iter=500, tol=1e-12, n_restarts=5, rng=None):
+    """Best rank-``rank`` PARAFAC fit of a dense tensor by alternating least squares.
+
+    Parameters
+    ----------
+    tensor : array_like, shape (N_0, ..., N_{M-1}), M >= 2
+    rank : int
+    n_iter : int, optional
+        ALS sweeps per restart.
+    tol : float, optional
+        Stop a restart when the relative error improves by less than this.
+    n_restarts : int, optional
+        Random restarts (plus one from the leading singular vectors); the best is kept.
+    rng : numpy.random.Generator or int or None
+
+    Returns
+    -------
+    factors : list of ndarray, shapes (N_m, rank)
+    relative_error : float
+        ``||X - X_hat||_F / ||X||_F``.
+
+    Notes
+    -----
+    Each sweep costs ``O(M K prod_m N_m)``: meant for the small tensors of a rank study.
+    """
+    x = np.asarray(tensor, dtype=float)
+    if x.ndim < 2:
+        raise ValueError(f"tensor must have at least 2 dimensions, got shape {x.shape}")
+    rank = _check_positive_int("rank", rank)
+    rng = as_rng(rng)
+    norm = np.linalg.norm(x)
+    if norm == 0:
+        return [np.zeros((n, rank)) for n in x.shape], 0.0
+    letters = "bcdefghijlmnopqrstuvwxyz"[:x.ndim]
+    full_spec = ",".join(f"{c}k" for c in letters) + "->" + letters
+
+    def error(factors):
+        return float(np.linalg.norm(x - np.einsum(full_spec, *factors)) / norm)
+
+    starts = [[rng.standard_normal((n, rank)) for n in x.shape] for _ in range(n_restarts)]
+    svd_start = []
+    for m, n in enumerate(x.shape):
+        u = np.linalg.svd(np.moveaxis(x, m, 0).reshape(n, -1), full_matrices=False)[0]
+        f = rng.standard_normal((n, rank))
+        f[:, :min(rank, u.shape[1])] = u[:, :rank]
+        svd_start.append(f)
+    starts.append(svd_start)
+    best = (None, np.inf)
+    for factors in starts:
+        previous = np.inf
+        for _ in range(n_iter):
+            for m in range(x.ndim):
+                others = [f for j, f in enumerate(factors) if j != m]
+                gram = np.prod([f.T @ f for f in others], axis=0)
+                spec = (",".join([letters] + [f"{letters[j]}k" for j in range(x.ndim) if j != m])
+                        + f"->{letters[m]}k")
+                mttkrp = np.einsum(spec, x, *others)
+                factors[m] = np.linalg.lstsq(gram, mttkrp.T, rcond=None)[0].T
+            err = error(factors)
+            if previous - err < tol:
+                break
+            previous = err
+        if err < best[1]:
+            best = ([f.copy() for f in factors], err)
+    return best

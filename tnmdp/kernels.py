@@ -1,0 +1,168 @@
+"""Array kernels for one site of the network: backups, propagation, soft maxima.
+
+These are the contractions a sweep performs when it moves one site. With the transition
+operator ``P_t`` stored as an ``(S*A, S)`` matrix (dense or CSR), moving the right environment
+one site is one matrix-vector product ``P_t @ v`` and moving the left environment is one
+transposed product ``P_t^T @ w``: ``O(nnz(P_t))`` each, never a re-contraction of the network.
+
+All kernels are ``-inf`` safe: a ``-inf`` entry (a forbidden transition) times a zero probability
+contributes ``0``, never ``nan``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["matvec", "rmatvec", "backup", "propagate", "greedy", "soft_backup",
+           "site_probabilities", "log_reference"]
+
+
+def matvec(P, x):
+    """``P @ x`` for ``P`` of shape ``(S*A, S)`` and ``x`` of shape ``(S,)`` or ``(S, k)``.
+
+    ``-inf`` entries of ``x`` propagate only along non-zero entries of ``P``.
+    """
+    if sp.issparse(P):  # CSR without stored zeros: only non-zero entries multiply
+        return P @ x
+    neg = np.isneginf(x)
+    if not neg.any():
+        return P @ x
+    out = P @ np.where(neg, 0.0, x)
+    out[(P @ neg.astype(np.float64)) > 0] = -np.inf
+    return out
+
+
+_TRANSPOSES = {}
+
+
+def rmatvec(P, w):
+    """``P^T @ w`` for ``P`` of shape ``(S*A, S)`` and finite ``w`` of shape ``(S*A,)``."""
+    if sp.issparse(P):
+        key = id(P)
+        entry = _TRANSPOSES.get(key)
+        if entry is None or entry[0] is not P:
+            if len(_TRANSPOSES) > 64:
+                _TRANSPOSES.clear()
+            entry = (P, P.T.tocsr())
+            _TRANSPOSES[key] = entry
+        return entry[1] @ w
+    return w @ P
+
+
+def backup(mdp, t, v_next):
+    """One Bellman backup: ``Q_t[s, a] = rbar_t[s, a] + gamma sum_s' P_t(s'|s,a) v_next[s']``.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    t : int
+        Site (time step).
+    v_next : ndarray, shape (S,) or (S, k)
+        Value(s) at time ``t + 1``; ``-inf`` allowed.
+
+    Returns
+    -------
+    ndarray, shape (S, A) or (S, A, k)
+
+    Notes
+    -----
+    Cost ``O(nnz(P_t) k)``. Rewards on arrival only are folded into the product
+    (``P_t @ (r + gamma v)``), so such sites cost a single matrix-vector product.
+    """
+    S, A = mdp.n_states, mdp.n_actions
+    P = mdp.transition_matrix(t)
+    gamma = mdp.discount
+    extra = v_next.shape[1:]
+    if mdp.reward_kind() == "arrival":
+        r = mdp.reward_slice(t)[0, 0]
+        if extra:
+            r = r[:, None]
+        q = matvec(P, r + gamma * v_next if gamma != 1.0 else r + v_next)
+        return q.reshape((S, A) + extra)
+    rbar = mdp.expected_reward(t)
+    cont = matvec(P, v_next).reshape((S, A) + extra)
+    if gamma != 1.0:
+        cont = gamma * cont
+    if extra:
+        rbar = rbar[..., None]
+    return rbar + cont
+
+
+def propagate(mdp, t, weights):
+    """Move the left environment one site: ``out[s'] = sum_{s,a} weights[s, a] P_t(s'|s,a)``.
+
+    Parameters
+    ----------
+    weights : ndarray, shape (S, A)
+        Joint probability ``Pr(s_t = s, a_t = a)``.
+
+    Returns
+    -------
+    ndarray, shape (S,)
+    """
+    return rmatvec(mdp.transition_matrix(t), weights.reshape(-1))
+
+
+def greedy(q):
+    """Per-state argmax of ``q`` (shape ``(S, A)``), ties to the lowest action.
+
+    Returns
+    -------
+    actions : ndarray of int, shape (S,)
+    values : ndarray, shape (S,)
+    """
+    actions = np.argmax(q, axis=1)
+    return actions, q[np.arange(q.shape[0]), actions]
+
+
+def log_reference(reference, t, shape):
+    """``log pi0_t`` as an array broadcasting to ``shape = (S, A)`` (``-inf`` where pi0 is 0)."""
+    if reference is None:
+        return np.full((1, 1), -np.log(shape[1]))
+    site = reference[t]
+    with np.errstate(divide="ignore"):
+        return np.log(site)
+
+
+def soft_backup(q, log_pi0, temperature):
+    """Soft maximum over actions: the KL-regularised local optimum.
+
+    Parameters
+    ----------
+    q : ndarray, shape (S, A)
+        ``Q_t``; ``-inf`` allowed.
+    log_pi0 : ndarray, broadcasting to (S, A)
+        Log reference policy.
+    temperature : float
+        ``tau > 0``.
+
+    Returns
+    -------
+    log_pi : ndarray, shape (S, A)
+        ``log pi_t(a|s) = log pi0(a|s) + (Q(s,a) - V(s)) / tau``; rows of a state whose every
+        action is forbidden fall back to ``log pi0`` (such states have zero probability under
+        the optimal policy).
+    values : ndarray, shape (S,)
+        Soft values ``V(s) = tau logsumexp_a(log pi0(a|s) + Q(s,a)/tau)``.
+    """
+    z = np.broadcast_to(log_pi0, q.shape) + q / temperature
+    zmax = z.max(axis=1)
+    dead = np.isneginf(zmax)
+    safe = np.where(dead, 0.0, zmax)
+    with np.errstate(divide="ignore"):
+        lse = safe + np.log(np.exp(z - safe[:, None]).sum(axis=1))
+    lse[dead] = -np.inf
+    log_pi = z - np.where(dead, 0.0, lse)[:, None]
+    if dead.any():
+        log_pi[dead] = np.broadcast_to(log_pi0, q.shape)[dead]
+    return log_pi, temperature * lse
+
+
+def site_probabilities(site, n_actions):
+    """``(S, A)`` probabilities of a stored policy site (int actions or probabilities)."""
+    if site.ndim == 1:
+        probs = np.zeros((site.shape[0], n_actions))
+        probs[np.arange(site.shape[0]), site] = 1.0
+        return probs
+    return site

@@ -1,0 +1,415 @@
+"""The finite episodic MDP: validation at the boundary and compact storage.
+
+A :class:`FiniteMDP` holds, for every time step ``t = 0..T-1``,
+
+* the transition operator ``P_t`` as a matrix of shape ``(S*A, S)`` whose row ``s*A + a`` is
+  ``P_t(. | s, a)`` -- a dense ndarray or a scipy CSR matrix (no stored zeros), shared between
+  time steps when the dynamics are stationary;
+* the reward ``R_t(s, a, s')`` as a 4-d array of shape ``(T|1, S|1, A|1, S|1)`` that broadcasts to
+  ``(T, S, A, S)`` and is never materialised at full size.
+
+Everything downstream (environments, sweeps, networks) reads the MDP through the per-site
+accessors :meth:`FiniteMDP.transition_matrix`, :meth:`FiniteMDP.expected_reward` and
+:meth:`FiniteMDP.weighted_transitions`; inner kernels trust what these return.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["FiniteMDP", "as_rng"]
+
+
+def as_rng(rng):
+    """Return a ``numpy.random.Generator`` from ``None``, an int seed or a Generator."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (numbers.Integral, np.random.SeedSequence)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"rng must be None, an int or a numpy.random.Generator, not {type(rng).__name__}")
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _first_index(mask):
+    """Index tuple of the first True entry of a boolean array."""
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(mask)), mask.shape))
+
+
+def _check_real(name, array, *, allow_neg_inf=False):
+    """Raise if ``array`` holds nan, +inf (or -inf unless allowed) or is not real."""
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
+            or array.dtype == bool):
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    bad = np.isnan(array) | (array == np.inf)
+    if not allow_neg_inf:
+        bad |= array == -np.inf
+    if bad.any():
+        idx = _first_index(bad)
+        raise ValueError(f"{name}{list(idx)} is {array[idx]}; "
+                         + ("nan and +inf are" if allow_neg_inf else "only finite values are")
+                         + " not allowed")
+
+
+def _identity(x):
+    return x
+
+
+class FiniteMDP:
+    """A finite, episodic Markov decision process.
+
+    Parameters
+    ----------
+    transitions : array_like or sparse matrix or sequence of sparse matrices
+        ``P[s, a, s']`` as a dense ndarray of shape ``(S, A, S)`` (stationary) or
+        ``(T, S, A, S)`` (time-dependent); or a scipy.sparse matrix of shape ``(S*A, S)`` with row
+        ``s*A + a``; or a length-``T`` sequence of such sparse matrices (or of dense ``(S, A, S)``
+        arrays).
+    rewards : array_like
+        ``R[s, a, s']`` by number of dimensions: 2 -- ``(S, A)``; 3 -- ``(S, A, S')``; 4 --
+        ``(T, S, A, S')``; any axis may be 1 and broadcasts. ``-inf`` marks a forbidden transition;
+        ``nan`` and ``+inf`` are rejected.
+    horizon : int
+        Number of decisions ``T >= 1``.
+    initial : int or array_like, shape (S,)
+        Initial state, or distribution over states.
+    terminal_rewards : array_like, shape (S,), optional
+        Reward ``terminal(s_T)`` collected at the end (``-inf`` allowed). Default zero.
+    discount : float, optional
+        Discount factor ``gamma`` in ``[0, 1]``. Default 1.
+    atol : float, optional
+        Absolute tolerance on the normalisation of ``transitions`` and ``initial``.
+
+    Notes
+    -----
+    Storage is ``O(nnz(P))`` per distinct transition operator plus the reward array as given:
+    broadcast forms (e.g. an arrival reward ``(1, 1, S)``, or a ``np.broadcast_to`` view with a
+    zero stride along time) are never expanded.
+    """
+
+    def __init__(self, transitions, rewards, horizon, initial, terminal_rewards=None, *,
+                 discount=1.0, atol=1e-9):
+        self.horizon = _check_int("horizon", horizon, 1)
+        if not isinstance(atol, numbers.Real) or not atol >= 0:
+            raise ValueError(f"atol must be a non-negative number, got {atol!r}")
+        self.atol = float(atol)
+        self._transitions, self.n_states, self.n_actions = self._read_transitions(transitions)
+        self._rewards = self._read_rewards(rewards)
+        self.initial = self._read_initial(initial)
+        self.terminal_rewards = self._read_terminal(terminal_rewards)
+        if not isinstance(discount, numbers.Real) or not 0.0 <= discount <= 1.0:
+            raise ValueError(f"discount must be a number in [0, 1], got {discount!r}")
+        self.discount = float(discount)
+        self._reward_law = None
+        self._expected_reward_cache = {}
+
+    # ------------------------------------------------------------------ construction
+    def _read_transitions(self, transitions):
+        T = self.horizon
+        if sp.issparse(transitions):
+            ops = [transitions]
+        elif isinstance(transitions, Sequence) and not isinstance(transitions, np.ndarray) and (
+                len(transitions) > 0 and sp.issparse(transitions[0])):
+            if len(transitions) != T:
+                raise ValueError(f"transitions is a sequence of {len(transitions)} matrices; "
+                                 f"expected one per time step (horizon={T})")
+            ops = list(transitions)
+        else:
+            dense = np.asarray(transitions)
+            if dense.ndim == 3:
+                ops = [dense]
+            elif dense.ndim == 4:
+                if dense.shape[0] != T:
+                    raise ValueError(f"transitions has shape {dense.shape}: its first axis "
+                                     f"({dense.shape[0]}) must equal horizon ({T})")
+                ops = list(dense)
+            else:
+                raise ValueError(f"transitions must have shape (S, A, S) or (T, S, A, S), or be "
+                                 f"sparse (S*A, S); got shape {dense.shape}")
+        matrices, shape_sa = [], None
+        cache = {}
+        for t, op in enumerate(ops):
+            key = id(op)
+            if key in cache:  # the same object reused along time: store it once
+                matrices.append(cache[key])
+                continue
+            mat, n_states, n_actions = self._read_operator(op, t if len(ops) > 1 else None)
+            if shape_sa is None:
+                shape_sa = (n_states, n_actions)
+            elif shape_sa != (n_states, n_actions):
+                raise ValueError(f"transitions[t={t}] has S={n_states}, A={n_actions}; "
+                                 f"transitions[t=0] has S={shape_sa[0]}, A={shape_sa[1]}")
+            cache[key] = mat
+            matrices.append(mat)
+        return tuple(matrices), shape_sa[0], shape_sa[1]
+
+    def _read_operator(self, op, t):
+        """Validate one transition operator; return it as (S*A, S) ndarray or CSR, S, A."""
+        where = "" if t is None else f"t={t}, "
+        if sp.issparse(op):
+            n_rows, n_states = op.shape
+            if n_states == 0 or n_rows % n_states:
+                raise ValueError(f"sparse transitions{'' if t is None else f'[t={t}]'} has shape "
+                                 f"{op.shape}; expected (S*A, S)")
+            n_actions = n_rows // n_states
+            mat = sp.csr_matrix(op, dtype=np.float64, copy=True)
+            mat.sum_duplicates()
+            _check_real("transitions.data", mat.data)
+            if (mat.data < 0).any():
+                k = int(np.argmax(mat.data < 0))
+                row = int(np.searchsorted(mat.indptr, k, side="right") - 1)
+                raise ValueError(f"transitions[{where}s={row // n_actions}, a={row % n_actions}, "
+                                 f"s'={mat.indices[k]}] is {mat.data[k]}; probabilities must be >= 0")
+            mat.eliminate_zeros()
+            mat.sort_indices()
+            sums = np.asarray(mat.sum(axis=1)).ravel()
+        else:
+            arr = np.asarray(op)
+            if arr.ndim != 3 or arr.shape[0] != arr.shape[2]:
+                raise ValueError(f"transitions{'' if t is None else f'[t={t}]'} has shape "
+                                 f"{arr.shape}; expected (S, A, S)")
+            n_states, n_actions = arr.shape[0], arr.shape[1]
+            _check_real("transitions" + ("" if t is None else f"[{t}]"), arr)
+            if (arr < 0).any():
+                s, a, s2 = _first_index(arr < 0)
+                raise ValueError(f"transitions[{where}s={s}, a={a}, s'={s2}] is {arr[s, a, s2]}; "
+                                 "probabilities must be >= 0")
+            mat = np.ascontiguousarray(arr, dtype=np.float64).reshape(n_states * n_actions, n_states)
+            sums = mat.sum(axis=1)
+        if n_actions == 0:
+            raise ValueError("transitions must have at least one action")
+        bad = np.abs(sums - 1.0) > self.atol
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ValueError(f"transitions[{where}s={row // n_actions}, a={row % n_actions}] sums to "
+                             f"{sums[row]:.12g}, not 1 (atol={self.atol:g})")
+        return mat, n_states, n_actions
+
+    def _read_rewards(self, rewards):
+        S, A, T = self.n_states, self.n_actions, self.horizon
+        arr = np.asarray(rewards)
+        if arr.dtype == object:
+            raise TypeError("rewards must be a numeric array")
+        shapes = {2: ("(S, A)", (S, A)), 3: ("(S, A, S')", (S, A, S)),
+                  4: ("(T, S, A, S')", (T, S, A, S))}
+        if arr.ndim not in shapes:
+            raise ValueError(f"rewards must have 2, 3 or 4 dimensions ((S, A), (S, A, S') or "
+                             f"(T, S, A, S')), got shape {arr.shape}")
+        label, full = shapes[arr.ndim]
+        for axis, (n, m) in enumerate(zip(arr.shape, full)):
+            if n not in (1, m):
+                raise ValueError(f"rewards has shape {arr.shape}, which does not broadcast to "
+                                 f"{label} = {full}: axis {axis} has length {n}")
+        _check_real("rewards", arr, allow_neg_inf=True)
+        if arr.ndim == 2:
+            arr = arr[None, :, :, None]
+        elif arr.ndim == 3:
+            arr = arr[None]
+        # A stride-0 axis (np.broadcast_to) holds one value: keep a single slice.
+        index = tuple(slice(0, 1) if (n > 1 and st == 0) else slice(None)
+                      for n, st in zip(arr.shape, arr.strides))
+        arr = arr[index]
+        return np.asarray(arr, dtype=np.float64)
+
+    def _read_initial(self, initial):
+        S = self.n_states
+        if isinstance(initial, numbers.Integral) and not isinstance(initial, bool):
+            if not 0 <= initial < S:
+                raise ValueError(f"initial state {initial} is outside 0..{S - 1}")
+            vec = np.zeros(S)
+            vec[int(initial)] = 1.0
+            return vec
+        vec = np.asarray(initial, dtype=np.float64)
+        if vec.shape != (S,):
+            raise ValueError(f"initial must be a state index or have shape (S,) = ({S},), "
+                             f"got shape {vec.shape}")
+        _check_real("initial", vec)
+        if (vec < 0).any():
+            s = int(np.argmax(vec < 0))
+            raise ValueError(f"initial[{s}] is {vec[s]}; probabilities must be >= 0")
+        if abs(vec.sum() - 1.0) > self.atol:
+            raise ValueError(f"initial sums to {vec.sum():.12g}, not 1 (atol={self.atol:g})")
+        return vec
+
+    def _read_terminal(self, terminal):
+        if terminal is None:
+            return np.zeros(self.n_states)
+        vec = np.asarray(terminal, dtype=np.float64)
+        if vec.shape != (self.n_states,):
+            raise ValueError(f"terminal_rewards must have shape (S,) = ({self.n_states},), "
+                             f"got {vec.shape}")
+        _check_real("terminal_rewards", vec, allow_neg_inf=True)
+        return vec
+
+    @classmethod
+    def from_joint(cls, p, reward_values, horizon, initial, terminal_rewards=None, *,
+                   discount=1.0, atol=1e-9):
+        """Build an MDP from the paper's joint law ``p_t(s', r | s, a)`` over a finite alphabet.
+
+        Parameters
+        ----------
+        p : array_like, shape (S, A, S, K) or (T, S, A, S, K)
+            ``p[..., s, a, s', k] = Pr(s_{t+1} = s', r_t = reward_values[k] | s, a)``.
+        reward_values : array_like, shape (K,)
+            The finite reward alphabet (finite values).
+        horizon, initial, terminal_rewards, discount, atol
+            As for :class:`FiniteMDP`.
+
+        Notes
+        -----
+        Transitions are ``sum_k p``; the expected reward given ``(s, a, s')`` is kept for
+        :func:`tnmdp.evaluate`, and the whole conditional law of the reward for
+        :func:`tnmdp.moments`.
+        """
+        p = np.asarray(p, dtype=np.float64)
+        values = np.asarray(reward_values, dtype=np.float64)
+        if values.ndim != 1 or values.size == 0:
+            raise ValueError(f"reward_values must be a non-empty 1-d array, got shape {values.shape}")
+        _check_real("reward_values", values)
+        if p.ndim not in (4, 5) or p.shape[-1] != values.size:
+            raise ValueError(f"p must have shape (S, A, S, K) or (T, S, A, S, K) with "
+                             f"K = len(reward_values) = {values.size}; got {p.shape}")
+        _check_real("p", p)
+        if (p < 0).any():
+            idx = _first_index(p < 0)
+            raise ValueError(f"p{list(idx)} is {p[idx]}; probabilities must be >= 0")
+        transitions = p.sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            law = np.where(transitions[..., None] > 0, p / transitions[..., None], 0.0)
+        mean = law @ values
+        if p.ndim == 4:
+            law, mean = law[None], mean[None]
+        mdp = cls(transitions, mean if p.ndim == 5 else mean[0], horizon, initial,
+                  terminal_rewards, discount=discount, atol=atol)
+        mdp._reward_law = (law, values)
+        return mdp
+
+    # ------------------------------------------------------------------ properties
+    def __repr__(self):
+        kind = "sparse" if self.is_sparse else "dense"
+        stat = "stationary" if self.stationary_transitions else "time-dependent"
+        return (f"FiniteMDP(n_states={self.n_states}, n_actions={self.n_actions}, "
+                f"horizon={self.horizon}, {kind} {stat} transitions, discount={self.discount})")
+
+    @property
+    def is_sparse(self):
+        """True when the transition operators are stored as CSR matrices."""
+        return sp.issparse(self._transitions[0])
+
+    @property
+    def stationary_transitions(self):
+        """True when one transition operator serves every time step."""
+        return all(m is self._transitions[0] for m in self._transitions)
+
+    @property
+    def rewards(self):
+        """Reward array of shape ``(T|1, S|1, A|1, S|1)`` broadcasting to ``(T, S, A, S)``."""
+        return self._rewards
+
+    @property
+    def has_neg_inf(self):
+        """True when some reward (or terminal reward) is ``-inf``."""
+        return bool(np.isneginf(self._rewards).any() or np.isneginf(self.terminal_rewards).any())
+
+    def reward_kind(self):
+        """``"state_action"`` (no ``s'`` dependence), ``"arrival"`` (``s'`` only) or ``"full"``."""
+        _, n_s, n_a, n_next = self._rewards.shape
+        if n_next == 1:
+            return "state_action"
+        if n_s == 1 and n_a == 1:
+            return "arrival"
+        return "full"
+
+    # ------------------------------------------------------------------ per-site accessors
+    def transition_matrix(self, t):
+        """``P_t`` as an ``(S*A, S)`` ndarray or CSR matrix; row ``s*A + a``."""
+        return self._transitions[t if len(self._transitions) > 1 else 0]
+
+    def reward_slice(self, t):
+        """``R_t`` as an array of shape ``(S|1, A|1, S|1)``."""
+        return self._rewards[t if self._rewards.shape[0] > 1 else 0]
+
+    def _site_key(self, t):
+        """A key equal for time steps whose transitions and rewards coincide."""
+        return (id(self.transition_matrix(t)), t if self._rewards.shape[0] > 1 else -1)
+
+    def expected_reward(self, t):
+        """``rbar_t[s, a] = sum_s' P_t(s'|s,a) R_t(s,a,s')``, shape ``(S, A)``.
+
+        ``-inf`` where a forbidden transition has positive probability; a ``-inf`` reward on a
+        transition of probability zero contributes nothing. Cached for stationary sites.
+        """
+        key = self._site_key(t)
+        cached = self._expected_reward_cache.get(key)
+        if cached is not None:
+            return cached
+        S, A = self.n_states, self.n_actions
+        reward = self.reward_slice(t)
+        kind = self.reward_kind()
+        if kind == "state_action":
+            rbar = np.broadcast_to(reward[:, :, 0], (S, A)).astype(np.float64)
+        elif kind == "arrival":
+            from .kernels import matvec
+            rbar = matvec(self.transition_matrix(t), reward[0, 0]).reshape(S, A)
+        else:
+            rbar = np.asarray(self.weighted_transitions(t, _identity).sum(axis=1)).reshape(S, A)
+        if len(self._expected_reward_cache) > 4:
+            self._expected_reward_cache.clear()
+        self._expected_reward_cache[key] = rbar
+        return rbar
+
+    def reward_power_law(self, t):
+        """The conditional reward law at ``t``: ``(law, values)`` or ``None`` (deterministic).
+
+        ``law`` has shape ``(S, A, S, K)``: ``Pr(r_t = values[k] | s, a, s')``.
+        """
+        if self._reward_law is None:
+            return None
+        law, values = self._reward_law
+        return law[t if law.shape[0] > 1 else 0], values
+
+    def weighted_transitions(self, t, transform):
+        """``W[s*A + a, s'] = P_t(s'|s,a) E[transform(r_t) | s, a, s']``, same format as ``P_t``.
+
+        Parameters
+        ----------
+        t : int
+        transform : callable
+            Elementwise function of reward values (``lambda r: r ** 2``, ``np.exp``, ...).
+
+        Entries where ``P_t`` is zero are zero even for ``-inf`` rewards. Cost ``O(nnz(P_t))``.
+        """
+        S, A = self.n_states, self.n_actions
+        P = self.transition_matrix(t)
+        law = self.reward_power_law(t)
+        if law is not None:
+            dist, values = law
+            moment = (dist @ transform(values)).reshape(S * A, S)
+        else:
+            moment = None
+            reward = self.reward_slice(t)
+        if sp.issparse(P):
+            rows = np.repeat(np.arange(S * A), np.diff(P.indptr))
+            cols = P.indices
+            if moment is not None:
+                r = moment[rows, cols]
+            else:
+                s_idx = rows // A if reward.shape[0] > 1 else 0
+                a_idx = rows % A if reward.shape[1] > 1 else 0
+                c_idx = cols if reward.shape[2] > 1 else 0
+                r = np.broadcast_to(transform(reward[s_idx, a_idx, c_idx]), cols.shape)
+            return sp.csr_matrix((P.data * r, P.indices, P.indptr), shape=P.shape)
+        if moment is None:
+            moment = np.broadcast_to(transform(reward), (S, A, S)).reshape(S * A, S)
+        with np.errstate(invalid="ignore"):
+            return np.where(P > 0, P * moment, 0.0)

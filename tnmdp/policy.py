@@ -1,0 +1,286 @@
+"""Time-dependent policies ``pi_t(a|s)``, stored compactly, and checkpointed sequences.
+
+A :class:`Policy` is array-like: ``np.asarray(policy)`` is the dense ``(T, S, A)`` array and
+``policy[t]`` the ``(S, A)`` site. It stores each site in the cheapest exact form:
+
+* a deterministic policy as small ints ``actions[t, s]`` (``int8`` for ``A <= 127``);
+* a stochastic one as dense ``(S, A)`` sites, sites that are the same object stored once (the
+  uniform initial policy is one ``(S, A)`` array);
+* the Boltzmann policy of a soft (KL-regularised) backward sweep from its soft values
+  ``V_t``, kept at checkpoints and recomputed per block on demand (:class:`SoftPolicy`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .kernels import backup, log_reference, site_probabilities, soft_backup
+
+__all__ = ["Policy", "SoftPolicy", "Checkpoints", "as_policy", "MEMORY_BUDGET"]
+
+#: Bytes a cache of per-site vectors may use before it switches to sqrt(T) checkpoints.
+MEMORY_BUDGET = 128 * 2**20
+
+
+class Checkpoints:
+    """A sequence ``x_0..x_n`` defined by a recursion, kept whole or at checkpoints.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(t, x) -> x'``: for ``forward=True`` maps ``x_t`` to ``x_{t+1}``; otherwise maps
+        ``x_{t+1}`` to ``x_t``.
+    n : int
+        Last index.
+    nbytes : int
+        Size of one element; with ``(n + 1) * nbytes <= MEMORY_BUDGET`` all elements are kept,
+        otherwise every ``ceil(sqrt(n))``-th, and a block is recomputed from its checkpoint when
+        an element inside it is read (one extra pass over the recursion in all).
+    forward : bool
+
+    Notes
+    -----
+    Fill it by calling :meth:`record` for every index in recursion order; read with ``[t]``.
+    Sequential reads in either direction cost ``O(1)`` recursion steps per element.
+    """
+
+    def __init__(self, step, n, nbytes, forward, budget=None):
+        self.step, self.n, self.forward = step, n, forward
+        budget = MEMORY_BUDGET if budget is None else budget
+        self.stride = 1 if (n + 1) * nbytes <= budget else max(1, math.isqrt(n) + 1)
+        self._stored, self._block = {}, {}
+
+    def record(self, t, x):
+        """Offer ``x_t`` (in recursion order); it is kept if ``t`` is a checkpoint."""
+        if self.stride == 1 or t % self.stride == 0 or t == self.n or t == 0:
+            self._stored[t] = x
+
+    def __getitem__(self, t):
+        x = self._stored.get(t)
+        if x is not None:
+            return x
+        x = self._block.get(t)
+        if x is not None:
+            return x
+        k = self.stride
+        if self.forward:
+            start, stop = (t // k) * k, min(self.n, (t // k + 1) * k)
+            x, block = self._stored[start], {}
+            for u in range(start, stop - 1):
+                x = self.step(u, x)
+                block[u + 1] = x
+        else:
+            stop, start = min(self.n, (t // k + 1) * k), (t // k) * k
+            x, block = self._stored[stop], {}
+            for u in range(stop - 1, start, -1):
+                x = self.step(u, x)
+                block[u] = x
+        self._block = block
+        return block[t]
+
+    @property
+    def nbytes(self):
+        """Bytes held by the stored checkpoints."""
+        return sum(getattr(x, "nbytes", 0) for x in self._stored.values())
+
+
+def _small_int_dtype(n_actions):
+    return np.int8 if n_actions <= 127 else (np.int16 if n_actions <= 32767 else np.int32)
+
+
+class Policy:
+    """A time-dependent policy ``pi_t(a|s)`` for ``t = 0..T-1``.
+
+    Construct with :meth:`from_actions`, :meth:`from_array` or :func:`as_policy`; solvers return
+    one in :class:`tnmdp.Solution`.
+
+    Attributes
+    ----------
+    horizon, n_states, n_actions : int
+    shape : tuple
+        ``(T, S, A)``.
+    """
+
+    def __init__(self, sites, n_states, n_actions):
+        self._sites = sites
+        self.horizon = len(sites)
+        self.n_states, self.n_actions = n_states, n_actions
+
+    # construction ------------------------------------------------------------------
+    @classmethod
+    def from_actions(cls, actions, n_actions):
+        """A deterministic policy from ``actions[t, s]``, shape ``(T, S)``."""
+        actions = np.asarray(actions)
+        if actions.ndim != 2 or not np.issubdtype(actions.dtype, np.integer):
+            raise TypeError(f"actions must be a 2-d integer array (T, S), got "
+                            f"{actions.dtype} of shape {actions.shape}")
+        if actions.size and (actions.min() < 0 or actions.max() >= n_actions):
+            bad = (actions < 0) | (actions >= n_actions)
+            t, s = np.argwhere(bad)[0]
+            raise ValueError(f"actions[t={t}, s={s}] is {actions[t, s]}, outside 0..{n_actions - 1}")
+        return cls(actions.astype(_small_int_dtype(n_actions)), actions.shape[1], n_actions)
+
+    @classmethod
+    def from_array(cls, probs, *, atol=1e-9):
+        """A policy from a dense ``(T, S, A)`` array of probabilities (validated, not copied
+        more than once)."""
+        probs = np.asarray(probs)
+        if probs.ndim != 3:
+            raise ValueError(f"policy must have shape (T, S, A), got {probs.shape}")
+        if not (np.issubdtype(probs.dtype, np.floating) or np.issubdtype(probs.dtype, np.integer)):
+            raise TypeError(f"policy must hold real numbers, got dtype {probs.dtype}")
+        probs = np.asarray(probs, dtype=np.float64)
+        bad = ~np.isfinite(probs) | (probs < 0)
+        if bad.any():
+            t, s, a = np.argwhere(bad)[0]
+            raise ValueError(f"policy[t={t}, s={s}, a={a}] is {probs[t, s, a]}; probabilities "
+                             "must be finite and >= 0")
+        sums = probs.sum(axis=2)
+        off = np.abs(sums - 1.0) > atol
+        if off.any():
+            t, s = np.argwhere(off)[0]
+            raise ValueError(f"policy[t={t}, s={s}] sums to {sums[t, s]:.12g}, not 1 (atol={atol:g})")
+        return cls(list(probs), probs.shape[1], probs.shape[2])
+
+    @classmethod
+    def uniform(cls, horizon, n_states, n_actions):
+        """The uniform policy, one shared ``(S, A)`` site."""
+        site = np.full((n_states, n_actions), 1.0 / n_actions)
+        return cls([site] * horizon, n_states, n_actions)
+
+    @classmethod
+    def _from_sites(cls, sites, n_states, n_actions):
+        """Compact storage of sweep output: all-int sites become one small-int array."""
+        if all(site.ndim == 1 for site in sites):
+            return cls(np.stack(sites).astype(_small_int_dtype(n_actions)), n_states, n_actions)
+        return cls(list(sites), n_states, n_actions)
+
+    # access --------------------------------------------------------------------------
+    def site(self, t):
+        """Stored form of site ``t``: int actions ``(S,)`` or probabilities ``(S, A)``."""
+        return self._sites[t]
+
+    def __len__(self):
+        return self.horizon
+
+    @property
+    def shape(self):
+        return (self.horizon, self.n_states, self.n_actions)
+
+    def __getitem__(self, t):
+        if not isinstance(t, (int, np.integer)):
+            return np.asarray(self)[t]
+        if not -self.horizon <= t < self.horizon:
+            raise IndexError(f"time step {t} outside 0..{self.horizon - 1}")
+        return site_probabilities(self.site(int(t) % self.horizon), self.n_actions)
+
+    def __iter__(self):
+        return (self[t] for t in range(self.horizon))
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.empty(self.shape, dtype=dtype or np.float64)
+        for t in range(self.horizon):
+            out[t] = self[t]
+        return out
+
+    @property
+    def deterministic(self):
+        """True when every site puts probability 1 on one action."""
+        return all(self._is_deterministic_site(self.site(t)) for t in range(self.horizon))
+
+    @staticmethod
+    def _is_deterministic_site(site):
+        return site.ndim == 1 or bool(((site == 0) | (site == 1)).all())
+
+    @property
+    def actions(self):
+        """``(T, S)`` small-int actions of a deterministic policy."""
+        if isinstance(self._sites, np.ndarray):
+            return self._sites
+        if not self.deterministic:
+            raise ValueError("policy is not deterministic: it has no .actions")
+        sites = [self.site(t) if self.site(t).ndim == 1 else np.argmax(self.site(t), axis=1)
+                 for t in range(self.horizon)]
+        return np.stack(sites).astype(_small_int_dtype(self.n_actions))
+
+    def greedy(self):
+        """The deterministic policy taking each site's most probable action (lowest on ties)."""
+        sites = [site if site.ndim == 1 else np.argmax(site, axis=1)
+                 for site in (self.site(t) for t in range(self.horizon))]
+        return Policy._from_sites(sites, self.n_states, self.n_actions)
+
+    @property
+    def nbytes(self):
+        """Bytes held by the stored sites (shared sites counted once)."""
+        if isinstance(self._sites, np.ndarray):
+            return self._sites.nbytes
+        return sum({id(s): s.nbytes for s in self._sites}.values())
+
+    def __repr__(self):
+        kind = "deterministic" if isinstance(self._sites, np.ndarray) else "stochastic"
+        return f"{type(self).__name__}(T={self.horizon}, S={self.n_states}, A={self.n_actions}, {kind})"
+
+
+class _SoftSites:
+    """Sequence of Boltzmann sites computed on demand from checkpointed soft values."""
+
+    def __init__(self, mdp, values, temperature, reference):
+        self.mdp, self.values = mdp, values
+        self.temperature, self.reference = temperature, reference
+
+    def __len__(self):
+        return self.mdp.horizon
+
+    def __getitem__(self, t):
+        q = backup(self.mdp, t, self.values[t + 1])
+        log_pi0 = log_reference(self.reference, t, q.shape)
+        return np.exp(soft_backup(q, log_pi0, self.temperature)[0])
+
+
+class SoftPolicy(Policy):
+    """The optimal KL-regularised policy ``pi_t ∝ pi0_t exp(Q_t / tau)``, from soft values.
+
+    Only the soft values ``V_t`` are stored (all of them, or ``O(sqrt(T))`` checkpoints for long
+    horizons); ``policy[t]`` recomputes ``Q_t`` from ``V_{t+1}`` in ``O(nnz(P_t))``.
+
+    Attributes
+    ----------
+    values : Checkpoints
+        ``values[t]`` is ``V_t`` (shape ``(S,)``), ``t = 0..T``.
+    temperature : float
+    """
+
+    def __init__(self, mdp, values, temperature, reference):
+        super().__init__(_SoftSites(mdp, values, temperature, reference), mdp.n_states,
+                         mdp.n_actions)
+        self.values, self.temperature = values, temperature
+
+    @property
+    def deterministic(self):
+        return False
+
+    @property
+    def nbytes(self):
+        return self.values.nbytes
+
+
+def as_policy(policy, mdp, *, name="policy"):
+    """Validate ``policy`` against ``mdp``: a :class:`Policy` or a ``(T, S, A)`` array."""
+    if isinstance(policy, Policy):
+        got = policy.shape
+    else:
+        arr = np.asarray(policy) if not isinstance(policy, str) else None
+        if arr is None or arr.dtype == object:
+            raise TypeError(f"{name} must be a Policy or a (T, S, A) array, got {type(policy).__name__}")
+        got = arr.shape
+    want = (mdp.horizon, mdp.n_states, mdp.n_actions)
+    if got != want:
+        raise ValueError(f"{name} has shape {got}; the MDP needs (T, S, A) = {want}")
+    if isinstance(policy, Policy):
+        return policy
+    try:
+        return Policy.from_array(arr, atol=mdp.atol)
+    except ValueError as err:
+        raise ValueError(str(err).replace("policy", name, 1)) from None
