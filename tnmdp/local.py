@@ -63,7 +63,8 @@ class LocalSolver:
     optimal = False
     #: skip the no-worse-row safeguard (closed forms)
     exact = False
-    supports_temperature = True
+    def check(self, temperature):
+        """Raise ``ValueError`` if this solver cannot handle ``temperature`` (called up front)."""
 
     def maximise(self, q, weights, log_pi0, temperature):  # pragma: no cover - interface
         """Return the new site: int actions ``(S,)`` or probabilities ``(S, A)``."""
@@ -120,10 +121,9 @@ class SoftmaxSolver(ArgmaxSolver):
 
     name = "softmax"
 
-    def maximise(self, q, weights, log_pi0, temperature):
+    def check(self, temperature):
         if not temperature > 0:
             raise ValueError("local_solver='softmax' needs temperature > 0; use 'argmax'")
-        return super().maximise(q, weights, log_pi0, temperature)
 
 
 def _finite_costs(q):
@@ -150,15 +150,16 @@ class LinprogSolver(LocalSolver):
 
     name = "linprog"
     optimal = True
-    supports_temperature = False
 
     def __init__(self, A_ub=None, b_ub=None, A_eq=None, b_eq=None):
         self.A_ub, self.b_ub, self.A_eq, self.b_eq = A_ub, b_ub, A_eq, b_eq
 
-    def maximise(self, q, weights, log_pi0, temperature):
+    def check(self, temperature):
         if temperature > 0:
             raise ValueError("local_solver='linprog' solves linear local problems; with "
                              "temperature > 0 use 'argmax', 'softmax', 'slsqp' or 'powell'")
+
+    def maximise(self, q, weights, log_pi0, temperature):
         S, A = q.shape
         costs, forbidden = _finite_costs(q)
         coupled = self.A_ub is not None or self.A_eq is not None

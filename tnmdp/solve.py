@@ -160,6 +160,7 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     local = get_local_solver(local_solver)
     temperature = check_temperature(temperature)
+    local.check(temperature)
     if temperature == 0 and reference_policy is not None:
         raise ValueError("reference_policy is used only with temperature > 0")
     reference = check_reference(reference_policy, mdp)

@@ -157,7 +157,9 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
     stop = False
     for n_done in range(1, max_sweeps + 1):
         how = order[(n_done - 1) % len(order)]
-        if how == "backward":
+        if how == "backward" and _fast_path_applies(local, temperature, callback, bar):
+            right, plain = _backward_greedy_sweep(mdp, sites, history)
+        elif how == "backward":
             left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
             v = mdp.terminal_rewards
             u = v if temperature > 0 else None
@@ -209,6 +211,45 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
     if status != 0 and not stop and direction == "both" and n_done > 1:
         status = 1
     return SweepResult(sites, np.asarray(history), n_done, status, right, plain)
+
+
+# FAST PATH ----------------------------------------------------------------------------------
+# The hard objective with the closed-form argmax: a backward sweep is backward induction fused
+# with the objective history. Owned by the benchmarks work (tnmdp/fast.py may replace the body).
+def _fast_path_applies(local, temperature, callback, bar):
+    from .local import ArgmaxSolver
+
+    return type(local) is ArgmaxSolver and temperature == 0 and callback is None and bar is None
+
+
+def _backward_greedy_sweep(mdp, sites, history):
+    """One backward argmax sweep; fills ``sites`` and ``history`` in place.
+
+    Returns
+    -------
+    right : Checkpoints
+        ``V_t`` of the new policy.
+    values : ndarray, shape (S,)
+        ``V_0``.
+    """
+    from .kernels import greedy
+
+    T, S = mdp.horizon, mdp.n_states
+    ops = _Site(mdp, 0.0, None)
+    left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
+    store = Checkpoints(ops.right_step(sites), T, S * 8, False)
+    v = mdp.terminal_rewards
+    store.record(T, v)
+    objectives = np.empty(T)
+    for t in range(T - 1, -1, -1):
+        sites[t], v = greedy(backup(mdp, t, v))
+        store.record(t, v)
+        dist, acc = left[t]
+        with np.errstate(invalid="ignore"):
+            objectives[T - 1 - t] = acc + mdp.discount ** t * np.where(dist > 0, dist * v, 0).sum()
+    history.extend(objectives.tolist())
+    return store, v
+# END FAST PATH ------------------------------------------------------------------------------
 
 
 def _record(history, acc, discount, dist, v, sweep_no, how, t, site, callback, bar):
