@@ -30,10 +30,10 @@ import numpy as np
 import scipy.optimize as so
 import scipy.sparse as sp
 
-from .kernels import greedy, site_probabilities, soft_backup
+from .kernels import greedy, row_sum, site_probabilities, soft_backup
 
 __all__ = ["LocalSolver", "ArgmaxSolver", "SoftmaxSolver", "LinprogSolver", "SlsqpSolver",
-           "PowellSolver", "get_local_solver", "LOCAL_SOLVERS", "row_objective"]
+           "PowellSolver", "get_local_solver", "LOCAL_SOLVERS", "row_objective", "site_value"]
 
 
 def row_objective(q, probs, log_pi0, temperature):
@@ -47,7 +47,7 @@ def row_objective(q, probs, log_pi0, temperature):
         if temperature > 0:
             log_ratio = np.log(np.where(support, probs, 1.0)) - np.broadcast_to(log_pi0, q.shape)
             terms = terms - temperature * np.where(support, probs * log_ratio, 0.0)
-    return terms.sum(axis=1)
+    return row_sum(terms)
 
 
 class LocalSolver:
@@ -103,6 +103,24 @@ class LocalSolver:
         return merged
 
 
+    def solve_with_value(self, q, weights, current, log_pi0, temperature):
+        """:meth:`solve`, and the new site's per-state objective ``V_t``, shape ``(S,)``."""
+        site = self.solve(q, weights, current, log_pi0, temperature)
+        return site, site_value(q, site, log_pi0, temperature)
+
+
+def site_value(q, site, log_pi0, temperature):
+    """``V[s] = sum_a pi (Q - tau log(pi / pi0))`` for a site stored as int actions or
+    probabilities."""
+    if site.ndim == 1:
+        rows = np.arange(q.shape[0])
+        v = q[rows, site]
+        if temperature > 0:
+            v = v + temperature * np.broadcast_to(log_pi0, q.shape)[rows, site]
+        return v
+    return row_objective(q, site, log_pi0, temperature)
+
+
 class ArgmaxSolver(LocalSolver):
     """Closed form: per-state argmax of ``Q`` (Boltzmann policy when ``temperature > 0``)."""
 
@@ -111,9 +129,13 @@ class ArgmaxSolver(LocalSolver):
     exact = True
 
     def maximise(self, q, weights, log_pi0, temperature):
+        return self.solve_with_value(q, weights, None, log_pi0, temperature)[0]
+
+    def solve_with_value(self, q, weights, current, log_pi0, temperature):
         if temperature > 0:
-            return np.exp(soft_backup(q, log_pi0, temperature)[0])
-        return greedy(q)[0]
+            log_pi, values = soft_backup(q, log_pi0, temperature)
+            return np.exp(log_pi), values
+        return greedy(q)
 
 
 class SoftmaxSolver(ArgmaxSolver):

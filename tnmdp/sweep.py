@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kernels import backup, log_reference, propagate, site_probabilities
-from .local import row_objective
+from .local import row_objective, site_value
 from .policy import Checkpoints
 
 __all__ = ["SweepState", "SweepResult", "sweep"]
@@ -81,34 +81,39 @@ class _Site:
     def __init__(self, mdp, temperature, reference):
         self.mdp, self.temperature, self.reference = mdp, temperature, reference
         self.shape = (mdp.n_states, mdp.n_actions)
+        self._time_rewards = not (mdp.stationary_transitions and mdp.rewards.shape[0] == 1)
+        self._stage_cache = {}
 
     def log_pi0(self, t):
         return log_reference(self.reference, t, self.shape)
 
     def value(self, t, q, site):
         """``V_t[s] = sum_a pi (Q - tau log(pi/pi0))`` for a stored site."""
-        if site.ndim == 1:
-            v = q[np.arange(q.shape[0]), site]
-            if self.temperature > 0:
-                lp = np.broadcast_to(self.log_pi0(t), q.shape)[np.arange(q.shape[0]), site]
-                v = v + self.temperature * lp
-            return v
-        return row_objective(q, site, self.log_pi0(t), self.temperature)
+        return site_value(q, site, self.log_pi0(t), self.temperature)
+
+    def stage_value(self, t, site):
+        """Per-state expected stage objective ``sum_a pi (rbar - tau log(pi/pi0))``, shape (S,).
+
+        Cached per site object (and time step when the reference varies with time), so a shared
+        site -- the uniform initial policy -- is computed once.
+        """
+        key = (id(site), t if self.reference is not None else -1, t if self._time_rewards else -1)
+        hit = self._stage_cache.get(key)
+        if hit is not None and hit[0] is site:
+            return hit[1]
+        probs = site_probabilities(site, self.mdp.n_actions)
+        rows = row_objective(self.mdp.expected_reward(t), probs, self.log_pi0(t), self.temperature)
+        if len(self._stage_cache) > 8:
+            self._stage_cache.clear()
+        self._stage_cache[key] = (site, rows)
+        return rows
 
     def advance(self, t, left, site):
         """Move the left environment ``(dist, acc)`` across site ``t``."""
         dist, acc = left
-        mdp = self.mdp
-        probs = site_probabilities(site, mdp.n_actions)
-        weights = dist[:, None] * probs
-        stage = mdp.expected_reward(t)
-        support = weights > 0
-        with np.errstate(invalid="ignore"):
-            gain = np.where(support, weights * stage, 0.0).sum()
-        if self.temperature > 0:
-            gain -= self.temperature * (weights * np.where(
-                support, np.log(np.where(support, probs, 1.0)) - self.log_pi0(t), 0.0)).sum()
-        return propagate(mdp, t, weights), acc + mdp.discount ** t * gain
+        gain = _weighted_sum(dist, self.stage_value(t, site))
+        weights = dist[:, None] * site_probabilities(site, self.mdp.n_actions)
+        return propagate(self.mdp, t, weights), acc + self.mdp.discount ** t * gain
 
     def right_step(self, sites):
         """``V_{t+1} -> V_t`` for the policy ``sites``."""
@@ -158,7 +163,8 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
     for n_done in range(1, max_sweeps + 1):
         how = order[(n_done - 1) % len(order)]
         if how == "backward" and _fast_path_applies(local, temperature, callback, bar):
-            right, plain = _backward_greedy_sweep(mdp, sites, history)
+            right, plain = _backward_closed_form_sweep(mdp, sites, history, temperature,
+                                                       reference)
         elif how == "backward":
             left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
             v = mdp.terminal_rewards
@@ -170,12 +176,12 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
                     q = backup(mdp, t, v)
                 else:
                     qu = backup(mdp, t, np.column_stack([v, u]))
-                    q, qu = qu[..., 0], qu[..., 1]
+                    q, qu = np.ascontiguousarray(qu[..., 0]), np.ascontiguousarray(qu[..., 1])
                 dist, acc = left[t]
-                sites[t] = local.solve(q, dist, sites[t], ops.log_pi0(t), temperature)
-                v = ops.value(t, q, sites[t])
+                sites[t], v = local.solve_with_value(q, dist, sites[t], ops.log_pi0(t),
+                                                     temperature)
                 if u is not None:  # plain expected return of the soft policy, same pass
-                    u = row_objective(qu, site_probabilities(sites[t], mdp.n_actions), 0.0, 0.0)
+                    u = site_value(qu, sites[t], 0.0, 0.0)
                 store.record(t, v)
                 stop = _record(history, acc, mdp.discount ** t, dist, v, n_done - 1, how, t,
                                sites[t], callback, bar)
@@ -187,8 +193,8 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
             left = (mdp.initial, 0.0)
             for t in range(T):
                 q = backup(mdp, t, right_env[t + 1])
-                sites[t] = local.solve(q, left[0], sites[t], ops.log_pi0(t), temperature)
-                v = ops.value(t, q, sites[t])
+                sites[t], v = local.solve_with_value(q, left[0], sites[t], ops.log_pi0(t),
+                                                     temperature)
                 stop = _record(history, left[1], mdp.discount ** t, left[0], v, n_done - 1, how,
                                t, sites[t], callback, bar)
                 if stop:
@@ -214,48 +220,62 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
 
 
 # FAST PATH ----------------------------------------------------------------------------------
-# The hard objective with the closed-form argmax: a backward sweep is backward induction fused
-# with the objective history. Owned by the benchmarks work (tnmdp/fast.py may replace the body).
+# Closed-form local solvers (argmax; the Boltzmann policy when temperature > 0): a backward sweep
+# is (soft) backward induction fused with the objective history. Owned by the benchmarks work:
+# tnmdp/fast.py may replace the body with compiled kernels.
 def _fast_path_applies(local, temperature, callback, bar):
-    from .local import ArgmaxSolver
+    from .local import ArgmaxSolver, SoftmaxSolver
 
-    return type(local) is ArgmaxSolver and temperature == 0 and callback is None and bar is None
+    return type(local) in (ArgmaxSolver, SoftmaxSolver) and callback is None and bar is None
 
 
-def _backward_greedy_sweep(mdp, sites, history):
-    """One backward argmax sweep; fills ``sites`` and ``history`` in place.
+def _backward_closed_form_sweep(mdp, sites, history, temperature, reference):
+    """One backward sweep with the closed-form local optimum; fills ``sites`` and ``history``.
 
     Returns
     -------
     right : Checkpoints
-        ``V_t`` of the new policy.
+        ``V_t`` of the new policy (soft values when ``temperature > 0``).
     values : ndarray, shape (S,)
-        ``V_0``.
+        ``E[G | s_0]`` under the new policy.
     """
-    from .kernels import greedy
+    from .kernels import greedy, soft_backup
 
     T, S = mdp.horizon, mdp.n_states
-    ops = _Site(mdp, 0.0, None)
+    ops = _Site(mdp, temperature, reference)
     left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
     store = Checkpoints(ops.right_step(sites), T, S * 8, False)
-    v = mdp.terminal_rewards
+    v = u = mdp.terminal_rewards
     store.record(T, v)
     objectives = np.empty(T)
     for t in range(T - 1, -1, -1):
-        sites[t], v = greedy(backup(mdp, t, v))
+        if temperature == 0:
+            sites[t], v = greedy(backup(mdp, t, v))
+            u = v
+        else:
+            both = backup(mdp, t, np.column_stack([v, u]))
+            q, qu = np.ascontiguousarray(both[..., 0]), np.ascontiguousarray(both[..., 1])
+            log_pi, v = soft_backup(q, ops.log_pi0(t), temperature)
+            sites[t] = np.exp(log_pi)
+            u = site_value(qu, sites[t], 0.0, 0.0)  # plain E[G] of the soft policy, same pass
         store.record(t, v)
         dist, acc = left[t]
-        with np.errstate(invalid="ignore"):
-            objectives[T - 1 - t] = acc + mdp.discount ** t * np.where(dist > 0, dist * v, 0).sum()
+        objectives[T - 1 - t] = acc + mdp.discount ** t * _weighted_sum(dist, v)
     history.extend(objectives.tolist())
-    return store, v
+    return store, u
 # END FAST PATH ------------------------------------------------------------------------------
 
 
+def _weighted_sum(weights, values):
+    """``sum_s weights[s] values[s]`` with ``0 * -inf = 0`` (``weights >= 0``)."""
+    if np.isneginf(values).any():
+        return float(np.where(weights > 0, weights, 0.0) @ np.where(weights > 0, values, 0.0)) \
+            if not (np.isneginf(values) & (weights > 0)).any() else -np.inf
+    return float(weights @ values)
+
+
 def _record(history, acc, discount, dist, v, sweep_no, how, t, site, callback, bar):
-    support = dist > 0
-    with np.errstate(invalid="ignore"):
-        obj = float(acc + discount * np.where(support, dist * v, 0.0).sum())
+    obj = acc + discount * _weighted_sum(dist, v)
     history.append(obj)
     if bar is not None:
         bar.update(1)
