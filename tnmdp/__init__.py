@@ -11,10 +11,10 @@ from .model import FiniteMDP
 from .policy import Policy
 from .solve import Solution, solve
 from .sweep import SweepState
-from .tilted import doob_transform, log_partition
+from .tilted import doob_transform, event_probability, log_partition
 
 __all__ = ["FiniteMDP", "LocalSolver", "Policy", "Solution", "SweepState", "Trajectories",
-           "doob_transform", "evaluate", "log_partition", "marginals", "models", "moments",
+           "doob_transform", "evaluate", "event_probability", "log_partition", "marginals", "models", "moments",
            "reference", "sample", "solve"]
 
 __version__ = "0.1.0"

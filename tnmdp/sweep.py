@@ -164,7 +164,8 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
         how = order[(n_done - 1) % len(order)]
         if how == "backward" and _fast_path_applies(local, temperature, callback, bar):
             right, plain = _backward_closed_form_sweep(mdp, sites, history, temperature,
-                                                       reference)
+                                                       reference,
+                                                       keep_sites=direction != "backward")
         elif how == "backward":
             left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
             v = mdp.terminal_rewards
@@ -229,7 +230,7 @@ def _fast_path_applies(local, temperature, callback, bar):
     return type(local) in (ArgmaxSolver, SoftmaxSolver) and callback is None and bar is None
 
 
-def _backward_closed_form_sweep(mdp, sites, history, temperature, reference):
+def _backward_closed_form_sweep(mdp, sites, history, temperature, reference, keep_sites=True):
     """One backward sweep with the closed-form local optimum; fills ``sites`` and ``history``.
 
     Returns
@@ -242,9 +243,21 @@ def _backward_closed_form_sweep(mdp, sites, history, temperature, reference):
     from .kernels import greedy, soft_backup
 
     T, S = mdp.horizon, mdp.n_states
+    if temperature == 0:
+        compiled = _compiled_backward(mdp, sites)
+        if compiled is not None:
+            actions, values, objectives = compiled
+            sites[:] = list(actions)  # (S,) small-int views of one (T, S) array
+            history.extend(objectives.tolist())
+            return None, values
     ops = _Site(mdp, temperature, reference)
     left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
-    store = Checkpoints(ops.right_step(sites), T, S * 8, False)
+    if temperature == 0:
+        step = ops.right_step(sites)
+    else:  # soft values from soft values: the closure must not hold the dense sites
+        def step(t, v):
+            return soft_backup(backup(mdp, t, v), ops.log_pi0(t), temperature)[1]
+    store = Checkpoints(step, T, S * 8, False)
     v = u = mdp.terminal_rewards
     store.record(T, v)
     objectives = np.empty(T)
@@ -256,13 +269,27 @@ def _backward_closed_form_sweep(mdp, sites, history, temperature, reference):
             both = backup(mdp, t, np.column_stack([v, u]))
             q, qu = np.ascontiguousarray(both[..., 0]), np.ascontiguousarray(both[..., 1])
             log_pi, v = soft_backup(q, ops.log_pi0(t), temperature)
-            sites[t] = np.exp(log_pi)
-            u = site_value(qu, sites[t], 0.0, 0.0)  # plain E[G] of the soft policy, same pass
+            probs = np.exp(log_pi)
+            u = site_value(qu, probs, 0.0, 0.0)  # plain E[G] of the soft policy, same pass
+            # a last backward sweep keeps no dense site: SoftPolicy recomputes it on demand
+            sites[t] = probs if keep_sites else None
         store.record(t, v)
         dist, acc = left[t]
         objectives[T - 1 - t] = acc + mdp.discount ** t * _weighted_sum(dist, v)
     history.extend(objectives.tolist())
     return store, u
+
+
+def _compiled_backward(mdp, sites):
+    """The argmax backward sweep in compiled kernels (:mod:`tnmdp.fast`, numba), or ``None``
+    when numba is missing or the problem is too small to repay loading the kernels."""
+    if mdp.horizon * mdp.n_states * mdp.n_actions < 2**17:  # tnmdp.fast.MIN_WORK
+        return None
+    try:
+        from . import fast
+    except ImportError:  # numba unavailable: the numpy sweep below
+        return None
+    return fast.backward_argmax_sweep(mdp, sites)
 # END FAST PATH ------------------------------------------------------------------------------
 
 

@@ -1,5 +1,7 @@
-"""Model factories: conditioned random walks, and more."""
+"""Model factories: conditioned random walks, a finite pendulum, gridworlds and task families."""
 
-from .walks import bridge, conditioned_walk, excursion, meander, walk_positions
+from .walks import (admissible, bridge, conditioned_density, conditioned_walk, excursion,
+                    log_path_count, meander, walk_positions, walk_reference)
 
-__all__ = ["bridge", "conditioned_walk", "excursion", "meander", "walk_positions"]
+__all__ = ["admissible", "bridge", "conditioned_density", "conditioned_walk", "excursion",
+           "log_path_count", "meander", "walk_positions", "walk_reference"]
