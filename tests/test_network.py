@@ -38,6 +38,9 @@ def test_partition_network_equals_log_partition():
     mdp = tnmdp.models.excursion(8, hard=True, noise=0.1)
     z = network.contract(network.partition_network(mdp))
     assert np.log(z) == pytest.approx(tnmdp.log_partition(mdp), rel=1e-12)
+    discounted = random_mdp(4, 3, 2, 4, discount=0.8)
+    z = network.contract(network.partition_network(discounted, temperature=0.7))
+    assert np.log(z) == pytest.approx(tnmdp.log_partition(discounted, temperature=0.7), rel=1e-12)
 
 
 def test_network_structure_and_drawing(tmp_path):

@@ -184,9 +184,9 @@ def expected_return_network(mdp, policy, *, copy_tensors=False):
 
 
 def partition_network(mdp, *, temperature=1.0, reference_policy=None):
-    """The tilted network ``<-r| W M |pi0>`` with ``W = prod_t exp(r_t / tau)`` (bond 1).
+    """The tilted network ``<-r| W M |pi0>`` with ``W = prod_t exp(gamma^t r_t / tau)`` (bond 1).
 
-    Contracts to ``E_pi0[exp(G / tau)]``; ``-inf`` rewards give weight 0. Small problems only
+    Contracts to ``E_pi0[exp(G / tau)]`` (deterministic rewards); ``-inf`` rewards give weight 0. Small problems only
     (no normalisation: ``exp`` may under/overflow for long horizons -- use
     :func:`tnmdp.log_partition`).
     """
@@ -199,11 +199,12 @@ def partition_network(mdp, *, temperature=1.0, reference_policy=None):
     for t in range(T):
         P, R = dense_model(mdp, t)
         with np.errstate(invalid="ignore"):
-            weight = np.where(P > 0, P * np.exp(R / temperature), 0.0)
+            weight = np.where(P > 0, P * np.exp(mdp.discount ** t * R / temperature), 0.0)
         tensors.append(qtn.Tensor(weight, inds=(f"s{t}", f"a{t}", f"s{t + 1}"), tags={f"M{t}"}))
         tensors.append(qtn.Tensor(np.array(reference[t]), inds=(f"s{t}", f"a{t}"),
                                   tags={f"PI{t}"}))
-    tensors.append(qtn.Tensor(np.exp(mdp.terminal_rewards / temperature), inds=(f"s{T}",),
+    end = np.exp(mdp.discount ** T * mdp.terminal_rewards / temperature)
+    tensors.append(qtn.Tensor(end, inds=(f"s{T}",),
                               tags={"END"}))
     return qtn.TensorNetwork(tensors)
 

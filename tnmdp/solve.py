@@ -189,6 +189,10 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
     message = STATUS_MESSAGES[result.status]
     if result.status == 0 and direction == "backward" and local.optimal:
         message = "converged: a backward sweep with an optimal local solver is exact"
+    if result.history.size and result.history[-1] == -np.inf:
+        message += ("; the objective is -inf: every policy takes a forbidden (-inf) transition "
+                    "with positive probability (with noisy dynamics, use penalties, or "
+                    "log_partition/doob_transform for the conditioned process)")
     return Solution(policy=policy, expected_return=expected, values=values,
                     soft_value=soft_value, history=result.history, n_sweeps=result.n_sweeps,
                     success=result.status == 0, status=result.status, message=message)
