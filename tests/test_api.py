@@ -17,7 +17,11 @@ def test_all_names_exist_exactly_once():
 
 
 @pytest.mark.parametrize("module", ["model", "kernels", "local", "policy", "sweep", "solve",
-                                    "evaluate", "reference", "network", "tilted", "cli"])
+                                    "evaluate", "reference", "network", "tilted", "cli",
+                                    "plotting", "models", "models.walks", "models.pendulum",
+                                    "models.gridworld", "models.multitask", "adapters.cp",
+                                    "adapters.parafac", "adapters.parafac_learn",
+                                    "adapters.qtensor", "adapters.qtensor_learn"])
 def test_module_all_names_exist(module):
     mod = __import__(f"tnmdp.{module}", fromlist=["__all__"])
     assert len(set(mod.__all__)) == len(mod.__all__)

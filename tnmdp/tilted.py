@@ -352,7 +352,7 @@ def doob_transform(mdp, *, temperature=1.0, reference_policy=None):
     True
     """
     tilt = _check_tilt(mdp, temperature, reference_policy)
-    T, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
+    T = mdp.horizon
     ops = [None] * T
     log_h_next = None
     for t, log_h, entries in _backward(tilt):

@@ -39,17 +39,13 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.optimize
 
-from ..model import as_rng
+from ..model import _check_int, as_rng
 
-__all__ = ["Discretiser", "ParafacPolicy", "ParafacCritic", "ParafacScore", "cp_als"]
+__all__ = ["Discretiser", "ParafacPolicy", "ParafacCritic", "ParafacScore"]
 
 
 def _check_positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    return _check_int(name, value, minimum)
 
 
 def _check_mode_sizes(mode_sizes):
@@ -71,7 +67,8 @@ class Discretiser:
     ``i_d = rint((clip(x_d, lo_d, hi_d) - lo_d) / (hi_d - lo_d) * (n_d - 1))``: the nearest of
     ``n_d`` equally spaced points from ``lo_d`` to ``hi_d`` inclusive. A periodic dimension (an
     angle on the grid ``lo_d + j * step``, ``j = 0..n_d-1``, ``hi_d = lo_d + (n_d - 1) step``) is
-    not clipped: the index wraps modulo ``n_d``, so a value just below ``lo_d + n_d step`` maps to 0.
+    not clipped: the index wraps modulo ``n_d``, so a value just below ``lo_d + n_d step`` maps
+    to 0.
 
     Parameters
     ----------
@@ -675,68 +672,3 @@ class ParafacCritic:
 
 
 # ---------------------------------------------------------------------------------- CP fit
-def cp_als(tensor, rank, *, n_iter=500, tol=1e-12, n_restarts=5, rng=None):
-    """Best rank-``rank`` PARAFAC fit of a dense tensor by alternating least squares.
-
-    Parameters
-    ----------
-    tensor : array_like, shape (N_0, ..., N_{M-1}), M >= 2
-    rank : int
-    n_iter : int, optional
-        ALS sweeps per restart.
-    tol : float, optional
-        Stop a restart when the relative error improves by less than this.
-    n_restarts : int, optional
-        Random restarts (plus one from the leading singular vectors); the best is kept.
-    rng : numpy.random.Generator or int or None
-
-    Returns
-    -------
-    factors : list of ndarray, shapes (N_m, rank)
-    relative_error : float
-        ``||X - X_hat||_F / ||X||_F``.
-
-    Notes
-    -----
-    Each sweep costs ``O(M K prod_m N_m)``: meant for the small tensors of a rank study.
-    """
-    x = np.asarray(tensor, dtype=float)
-    if x.ndim < 2:
-        raise ValueError(f"tensor must have at least 2 dimensions, got shape {x.shape}")
-    rank = _check_positive_int("rank", rank)
-    rng = as_rng(rng)
-    norm = np.linalg.norm(x)
-    if norm == 0:
-        return [np.zeros((n, rank)) for n in x.shape], 0.0
-    letters = "bcdefghijlmnopqrstuvwxyz"[:x.ndim]
-    full_spec = ",".join(f"{c}k" for c in letters) + "->" + letters
-
-    def error(factors):
-        return float(np.linalg.norm(x - np.einsum(full_spec, *factors)) / norm)
-
-    starts = [[rng.standard_normal((n, rank)) for n in x.shape] for _ in range(n_restarts)]
-    svd_start = []
-    for m, n in enumerate(x.shape):
-        u = np.linalg.svd(np.moveaxis(x, m, 0).reshape(n, -1), full_matrices=False)[0]
-        f = rng.standard_normal((n, rank))
-        f[:, :min(rank, u.shape[1])] = u[:, :rank]
-        svd_start.append(f)
-    starts.append(svd_start)
-    best = (None, np.inf)
-    for factors in starts:
-        previous = np.inf
-        for _ in range(n_iter):
-            for m in range(x.ndim):
-                others = [f for j, f in enumerate(factors) if j != m]
-                gram = np.prod([f.T @ f for f in others], axis=0)
-                spec = (",".join([letters] + [f"{letters[j]}k" for j in range(x.ndim) if j != m])
-                        + f"->{letters[m]}k")
-                mttkrp = np.einsum(spec, x, *others)
-                factors[m] = np.linalg.lstsq(gram, mttkrp.T, rcond=None)[0].T
-            err = error(factors)
-            if previous - err < tol:
-                break
-            previous = err
-        if err < best[1]:
-            best = ([f.copy() for f in factors], err)
-    return best

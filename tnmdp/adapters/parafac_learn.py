@@ -1,0 +1,643 @@
+"""Policy-gradient learning of PARAFAC policies: TLRPG, TLRAC, TRTLRPO and PTLRPO.
+
+The four algorithms of Rozada, Paternain & Marques (arXiv 2501.04879) share one skeleton::
+
+    repeat n_updates times:
+        roll out episodes_per_update episodes with the current policy      (_rollout)
+        advantages: reward-to-go minus a per-step mean (TLRPG),
+                    or GAE(gamma, lam) with a PARAFAC critic (the others)  (_advantages)
+        update the policy factors:
+            TLRPG, TLRAC  -- Adam on -mean(log pi * adv), `epochs` full-batch steps
+            PTLRPO        -- Adam on the PPO clipped surrogate, `epochs` steps
+            TRTLRPO       -- natural gradient by conjugate gradient on Fisher-vector products,
+                             step sqrt(2 max_kl / x^T F x) x, backtracking line search that keeps
+                             the mean KL(old || new) <= max_kl
+        refit the critic by L-BFGS on the discounted rewards-to-go
+
+All gradients come from the factorised scores of :class:`ParafacPolicy` (``O(K (D + A))`` per
+sample). On a :class:`tnmdp.FiniteMDP` environment the exact expected return of every iterate is
+recorded by tensor-network contraction (``tnmdp.evaluate``), so learning curves carry no Monte
+Carlo noise and compare directly with ``tnmdp.solve``. gymnasium environments (e.g.
+Pendulum-v1) are reached through a :class:`~tnmdp.adapters.parafac.Discretiser`.
+
+Deviations from the authors' code: logits are not clamped; updates fire after a fixed number of
+whole episodes rather than 10,000 transitions; the TRTLRPO Fisher matrix is the exact Hessian of
+the mean KL (closed form for softmax and Gaussian), not the empirical score outer product.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..model import as_rng
+from .parafac import Discretiser, ParafacCritic, ParafacPolicy
+
+__all__ = ["MDPEnvironment", "GymEnvironment", "LearningResult", "tlrpg", "tlrac", "trtlrpo",
+           "ptlrpo", "exact_gradient", "exact_ascent", "ALGORITHMS"]
+
+ALGORITHMS = ("tlrpg", "tlrac", "trtlrpo", "ptlrpo")
+
+
+# ---------------------------------------------------------------------------------- environments
+class MDPEnvironment:
+    """A :class:`tnmdp.FiniteMDP` as a vectorised, sampled environment.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    mode_sizes : sequence of int, optional
+        Factorisation of the state index (C order); default ``(S,)``. Their product must be ``S``.
+
+    Notes
+    -----
+    One :meth:`step` of ``n`` episodes costs ``O(n log nnz)`` (a binary search in the cumulative
+    transition probabilities). The terminal reward is added to the last step's reward times
+    ``gamma``, so the discounted sum of sampled rewards has expectation ``tnmdp.evaluate``.
+    """
+
+    def __init__(self, mdp, mode_sizes=None):
+        if not (hasattr(mdp, "transition_matrix") and hasattr(mdp, "horizon")):
+            raise TypeError(f"mdp must be a tnmdp.FiniteMDP, not {type(mdp).__name__}")
+        self.mdp = mdp
+        sizes = (mdp.n_states,) if mode_sizes is None else tuple(int(n) for n in mode_sizes)
+        if int(np.prod(sizes)) != mdp.n_states:
+            raise ValueError(f"mode_sizes {sizes} multiply to {int(np.prod(sizes))}, "
+                             f"not n_states={mdp.n_states}")
+        self.mode_sizes = sizes
+        self.max_steps = mdp.horizon
+        self.discount = mdp.discount
+        self._sampler = {}
+
+    def _cumulative(self, t):
+        P = self.mdp.transition_matrix(t)
+        key = id(P)
+        if key not in self._sampler:
+            csr = sp.csr_matrix(P)
+            csr.eliminate_zeros()
+            self._sampler[key] = (csr, np.cumsum(csr.data))
+        return self._sampler[key]
+
+    def reset(self, n, rng):
+        """Draw ``n`` initial states; multi-indices of shape (n, D)."""
+        init = self.mdp.initial
+        self._t = 0
+        self._states = np.minimum(np.searchsorted(np.cumsum(init), rng.random(n) * init.sum(),
+                                                  side="right"), init.size - 1)
+        return np.stack(np.unravel_index(self._states, self.mode_sizes), axis=1)
+
+    def step(self, actions, rng):
+        """Advance all episodes; returns ``(states (n, D), rewards (n,), done (n,) bool)``."""
+        mdp, t, s = self.mdp, self._t, self._states
+        csr, cum = self._cumulative(t)
+        rows = s * mdp.n_actions + actions
+        start, end = csr.indptr[rows], csr.indptr[rows + 1]
+        base = np.where(start > 0, cum[start - 1], 0.0)
+        draw = base + rng.random(s.size) * (cum[end - 1] - base)
+        k = np.clip(np.searchsorted(cum, draw, side="right"), start, end - 1)
+        nxt = csr.indices[k]
+        reward = mdp.reward_slice(t)
+        r = reward[s if reward.shape[0] > 1 else 0, actions if reward.shape[1] > 1 else 0,
+                   nxt if reward.shape[2] > 1 else 0]
+        r = np.broadcast_to(r, s.shape).astype(float)
+        self._t += 1
+        done = np.full(s.size, self._t >= mdp.horizon)
+        if self._t >= mdp.horizon:
+            r = r + mdp.discount * mdp.terminal_rewards[nxt]
+        self._states = nxt
+        return np.stack(np.unravel_index(nxt, self.mode_sizes), axis=1), r, done
+
+    def exact_return(self, policy):
+        """``tnmdp.evaluate`` of a softmax policy's tabular form (``None`` for Gaussian)."""
+        if policy.kind != "softmax":
+            return None
+        import tnmdp
+
+        return float(tnmdp.evaluate(self.mdp, policy.to_policy(self.mdp)))
+
+
+class GymEnvironment:
+    """A gymnasium environment (default Pendulum-v1) seen through a :class:`Discretiser`.
+
+    Parameters
+    ----------
+    env_id : str
+        gymnasium id. Needs the optional extra ``gym``.
+    discretiser : Discretiser, optional
+        Default for Pendulum-v1: the authors' 10 x 10 x 10 grid over
+        ``(cos theta, sin theta, theta_dot)`` in ``[-1, 1]^2 x [-5, 5]``.
+    max_steps : int, optional
+        Episode length cap (Pendulum-v1: 200).
+    discount : float, optional
+        Default learning discount; sampled returns are reported undiscounted.
+    **make_kwargs
+        Passed to ``gymnasium.make``.
+
+    Notes
+    -----
+    Continuous actions are clipped to the action space before ``env.step``; the policy's score
+    uses the unclipped draw.
+    """
+
+    def __init__(self, env_id="Pendulum-v1", discretiser=None, *, max_steps=200, discount=0.99,
+                 **make_kwargs):
+        if discretiser is None:
+            if env_id != "Pendulum-v1":
+                raise ValueError(f"discretiser is required for env_id={env_id!r}")
+            discretiser = Discretiser([-1, -1, -5], [1, 1, 5], [10, 10, 10])
+        if not isinstance(discretiser, Discretiser):
+            raise TypeError(f"discretiser must be a Discretiser, not {type(discretiser).__name__}")
+        self.env_id, self.discretiser, self.make_kwargs = env_id, discretiser, make_kwargs
+        self.mode_sizes = discretiser.sizes
+        self.max_steps = int(max_steps)
+        self.discount = float(discount)
+        self.return_discount = 1.0
+        self._envs = []
+
+    def reset(self, n, rng):
+        """Reset ``n`` copies with seeds drawn from ``rng``; multi-indices (n, D)."""
+        import gymnasium
+
+        while len(self._envs) < n:
+            self._envs.append(gymnasium.make(self.env_id, **self.make_kwargs))
+        seeds = rng.integers(0, 2 ** 31 - 1, size=n)
+        obs = [self._envs[i].reset(seed=int(seeds[i]))[0] for i in range(n)]
+        self._done = np.zeros(n, dtype=bool)
+        self._idx = self.discretiser(np.asarray(obs))
+        return self._idx
+
+    def step(self, actions, rng):
+        """Step every running copy; returns ``(states (n, D), rewards (n,), done (n,))``."""
+        n = self._idx.shape[0]
+        rewards = np.zeros(n)
+        for i in np.flatnonzero(~self._done):
+            env = self._envs[i]
+            space = env.action_space
+            action = actions[i]
+            if hasattr(space, "low"):
+                action = np.clip(action, space.low, space.high).astype(space.dtype)
+            obs, r, terminated, truncated, _ = env.step(action)
+            rewards[i] = r
+            self._idx[i] = self.discretiser(np.asarray(obs))
+            self._done[i] = terminated or truncated
+        return self._idx.copy(), rewards, self._done.copy()
+
+    def exact_return(self, policy):
+        """Not available for a gymnasium environment: ``None``."""
+        return None
+
+
+# ---------------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class LearningResult:
+    """The outcome of a learning run.
+
+    Attributes
+    ----------
+    algorithm : str
+        One of :data:`ALGORITHMS`.
+    policy : ParafacPolicy
+        The final policy (the input policy is not modified).
+    critic : ParafacCritic or None
+    episodes : ndarray of int, shape (U,)
+        Episodes sampled before update ``u`` (0, E, 2E, ...).
+    returns : ndarray, shape (U,)
+        Mean sampled return of the batch of update ``u`` (discounted with the MDP's discount on
+        a finite MDP, undiscounted on gymnasium).
+    exact_returns : ndarray, shape (U,) or None
+        Exact expected return of the policy that sampled batch ``u`` (finite MDP, softmax).
+    final_exact_return : float or None
+        Exact expected return of the final policy.
+    kl : ndarray, shape (U,)
+        Mean ``KL(old || new)`` over the batch's states for each update.
+    n_params : int
+        Learned policy parameters (the critic's are in ``critic.n_params``).
+    success : bool
+        False when a return became non-finite.
+    status : int
+        0 success; 1 non-finite return.
+    message : str
+    """
+
+    algorithm: str
+    policy: ParafacPolicy
+    critic: ParafacCritic | None
+    episodes: np.ndarray
+    returns: np.ndarray
+    exact_returns: np.ndarray | None
+    final_exact_return: float | None
+    kl: np.ndarray
+    n_params: int
+    success: bool
+    status: int
+    message: str
+
+
+# ---------------------------------------------------------------------------------- skeleton
+class _Adam:
+    """Adam ascent steps on a flat parameter vector."""
+
+    def __init__(self, size, lr, betas=(0.9, 0.999), eps=1e-8):
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.m, self.v, self.t = np.zeros(size), np.zeros(size), 0
+
+    def step(self, grad):
+        b1, b2 = self.betas
+        self.t += 1
+        self.m = b1 * self.m + (1 - b1) * grad
+        self.v = b2 * self.v + (1 - b2) * grad ** 2
+        m_hat, v_hat = self.m / (1 - b1 ** self.t), self.v / (1 - b2 ** self.t)
+        return self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+@dataclass
+class _Batch:
+    states: np.ndarray     # (n, T, D)
+    actions: np.ndarray    # (n, T) or (n, T, A)
+    rewards: np.ndarray    # (n, T), zero after the episode ended
+    alive: np.ndarray      # (n, T) bool
+
+
+def _rollout(env, policy, n_episodes, rng):
+    idx = env.reset(n_episodes, rng)
+    states, actions, rewards, alive = [], [], [], []
+    running = np.ones(n_episodes, dtype=bool)
+    for _ in range(env.max_steps):
+        act = policy.sample(idx, rng)
+        states.append(idx)
+        actions.append(act)
+        alive.append(running.copy())
+        idx, r, done = env.step(act, rng)
+        rewards.append(np.where(running, r, 0.0))
+        running &= ~done
+        if not running.any():
+            break
+    return _Batch(np.stack(states, 1), np.stack(actions, 1), np.stack(rewards, 1),
+                  np.stack(alive, 1))
+
+
+def _discounted_sum(values, factor):
+    """``out[:, t] = values[:, t] + factor * out[:, t+1]`` (backward along axis 1)."""
+    out = np.zeros_like(values)
+    acc = np.zeros(values.shape[0])
+    for t in range(values.shape[1] - 1, -1, -1):
+        acc = values[:, t] + factor * acc
+        out[:, t] = acc
+    return out
+
+
+def _advantages(batch, critic, gamma, lam):
+    """Standardised advantages and critic targets over the alive steps, flattened."""
+    alive = batch.alive
+    to_go = _discounted_sum(batch.rewards, gamma)
+    if critic is None:  # reward-to-go minus the mean over episodes at the same step
+        counts = np.maximum(alive.sum(axis=0), 1)
+        adv = to_go - (to_go * alive).sum(axis=0) / counts
+    else:
+        n, T, D = batch.states.shape
+        values = critic.values(batch.states.reshape(-1, D)).reshape(n, T) * alive
+        next_values = np.concatenate([values[:, 1:], np.zeros((n, 1))], axis=1)
+        deltas = (batch.rewards + gamma * next_values - values) * alive
+        adv = _discounted_sum(deltas, gamma * lam)
+    adv = adv[alive]
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    return adv, to_go[alive]
+
+
+def _conjugate_gradient(matvec, b, n_iter, tol=1e-10):
+    x = np.zeros_like(b)
+    r, p = b.copy(), b.copy()
+    rr = r @ r
+    for _ in range(n_iter):
+        Ap = matvec(p)
+        alpha = rr / (p @ Ap)
+        x += alpha * p
+        r -= alpha * Ap
+        rr_new = r @ r
+        if rr_new < tol:
+            break
+        p = r + rr_new / rr * p
+        rr = rr_new
+    return x
+
+
+def _trust_region_step(policy, states, actions, adv, opts):
+    """One TRTLRPO update in place; returns the mean KL of the accepted step (0 if none)."""
+    old_params = policy.params
+    old_logp = policy.log_prob(states, actions)
+    snapshot = policy._snapshot(states)
+    grad = policy.score(states, actions).weighted_sum(adv) / adv.size
+    damping = opts["damping"]
+
+    def fvp(v):
+        return policy.fisher_vector_product(snapshot, states, v) + damping * v
+
+    direction = _conjugate_gradient(fvp, grad, opts["cg_iters"])
+    curvature = direction @ fvp(direction)
+    if not curvature > 0:
+        return 0.0
+    full_step = np.sqrt(2 * opts["max_kl"] / curvature) * direction
+    expected = grad @ full_step
+    for j in range(opts["backtracks"]):
+        frac = 0.5 ** j
+        policy.params = old_params + frac * full_step
+        ratio = np.exp(np.minimum(policy.log_prob(states, actions) - old_logp, 20.0))
+        improvement = float(np.mean((ratio - 1.0) * adv))
+        kl = policy.kl_from(snapshot, states)
+        if kl <= opts["max_kl"] and improvement > opts["accept_ratio"] * frac * expected:
+            return kl
+    policy.params = old_params
+    return 0.0
+
+
+def _adam_step(policy, optimizer, states, actions, adv, old_logp, clip):
+    """One Adam step on the (clipped) surrogate; PTLRPO when ``clip`` is not None."""
+    score = policy.score(states, actions)
+    if clip is None:
+        weights = adv
+    else:
+        ratio = np.exp(np.minimum(policy.log_prob(states, actions) - old_logp, 20.0))
+        active = np.where(adv > 0, ratio < 1 + clip, ratio > 1 - clip)
+        weights = ratio * adv * active
+    policy.params = policy.params + optimizer.step(score.weighted_sum(weights) / adv.size)
+
+
+def _learn(algorithm, policy, env, critic, *, n_updates, episodes_per_update, gamma, lam, lr,
+           epochs, critic_rank, critic_iters, clip, max_kl, cg_iters, damping, backtracks,
+           accept_ratio, rng, callback):
+    if not isinstance(policy, ParafacPolicy):
+        raise TypeError(f"policy must be a ParafacPolicy, not {type(policy).__name__}")
+    if hasattr(env, "transition_matrix"):
+        env = MDPEnvironment(env, policy.mode_sizes)
+    if tuple(env.mode_sizes) != tuple(policy.mode_sizes):
+        raise ValueError(f"env has mode_sizes {tuple(env.mode_sizes)}, policy has "
+                         f"{policy.mode_sizes}")
+    for name, value in (("n_updates", n_updates), ("episodes_per_update", episodes_per_update),
+                        ("epochs", epochs)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    gamma = env.discount if gamma is None else float(gamma)
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    rng = as_rng(rng)
+    policy = policy.copy()
+    if algorithm == "tlrpg":
+        critic = None
+    elif critic is None:
+        critic = ParafacCritic(policy.mode_sizes, critic_rank or policy.rank, rng=rng)
+    else:
+        import copy
+
+        critic = copy.deepcopy(critic)
+    optimizer = _Adam(policy.n_params, lr)
+    opts = {"max_kl": max_kl, "cg_iters": cg_iters, "damping": damping,
+            "backtracks": backtracks, "accept_ratio": accept_ratio}
+    return_discount = getattr(env, "return_discount", env.discount)
+    returns, exact, kls = [], [], []
+    status, message = 0, "completed all updates"
+    for update in range(n_updates):
+        exact.append(env.exact_return(policy))
+        batch = _rollout(env, policy, episodes_per_update, rng)
+        returns.append(float(_discounted_sum(batch.rewards, return_discount)[:, 0].mean()))
+        if not np.isfinite(returns[-1]):
+            status, message = 1, f"non-finite sampled return at update {update}"
+            break
+        adv, targets = _advantages(batch, critic, gamma, lam)
+        states = batch.states[batch.alive]
+        actions = batch.actions[batch.alive]
+        snapshot = policy._snapshot(states)
+        if algorithm == "trtlrpo":
+            kls.append(_trust_region_step(policy, states, actions, adv, opts))
+        else:
+            old_logp = policy.log_prob(states, actions)
+            for _ in range(epochs):
+                _adam_step(policy, optimizer, states, actions, adv, old_logp,
+                           clip if algorithm == "ptlrpo" else None)
+            kls.append(policy.kl_from(snapshot, states))
+        if critic is not None:
+            critic.fit(states, targets, max_iter=critic_iters)
+        if callback is not None:
+            callback(update, policy, returns[-1], exact[-1])
+    n_done = len(returns)
+    exact_arr = None if exact[0] is None else np.asarray(exact[:n_done], dtype=float)
+    return LearningResult(
+        algorithm=algorithm, policy=policy, critic=critic,
+        episodes=np.arange(n_done) * episodes_per_update, returns=np.asarray(returns),
+        exact_returns=exact_arr, final_exact_return=env.exact_return(policy),
+        kl=np.asarray(kls + [np.nan] * (n_done - len(kls))), n_params=policy.n_params,
+        success=status == 0, status=status, message=message)
+
+
+# ---------------------------------------------------------------------------------- exact gradient
+def exact_gradient(mdp, policy):
+    """Exact expected return of a softmax PARAFAC policy and its gradient, by contraction.
+
+    The policy is tiled over time. With the state marginals ``d_t`` (forward environments,
+    ``tnmdp.marginals``) and the policy's action values ``Q_t = rbar_t + gamma P_t V_{t+1}``
+    (backward environments), ``dJ / dlogits[s, a] = sum_t gamma^t d_t(s) pi(a|s) (Q_t(s, a) -
+    V_t(s))``, pulled back to the factors through the PARAFAC vector-Jacobian product.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+        State index = C-order multi-index over ``policy.mode_sizes``; finite rewards.
+    policy : ParafacPolicy
+        ``kind="softmax"``.
+
+    Returns
+    -------
+    value : float
+        ``E[G]``, equal to ``tnmdp.evaluate(mdp, policy.to_policy(mdp))``.
+    gradient : ndarray, shape (P,)
+        ``dE[G] / dpolicy.params``.
+
+    Notes
+    -----
+    ``O(T nnz(P) + S K (D + A))``: no sampling, no Monte Carlo noise.
+    """
+    import tnmdp
+
+    table = policy.to_policy(mdp)
+    S, A, T, gamma = mdp.n_states, mdp.n_actions, mdp.horizon, mdp.discount
+    pi = table[0]
+    dist = np.asarray(tnmdp.marginals(mdp, table))
+    values = np.asarray(mdp.terminal_rewards, dtype=float)
+    weight = np.zeros((S, A))
+    for t in range(T - 1, -1, -1):
+        q = mdp.expected_reward(t) + gamma * np.asarray(
+            mdp.transition_matrix(t) @ values).reshape(S, A)
+        values = (pi * q).sum(axis=1)
+        weight += gamma ** t * dist[t][:, None] * pi * (q - values[:, None])
+    states = np.stack(np.unravel_index(np.arange(S), policy.mode_sizes), axis=1)
+    cp = policy._cp
+    _, prod, loo = cp._forward(states)
+    return float(mdp.initial @ values), cp._vjp(states, weight, prod, loo)
+
+
+def exact_ascent(policy, mdp, *, n_steps=200, lr=0.05, callback=None):
+    """Adam ascent on the exact return (:func:`exact_gradient`): the best rank-K policy found.
+
+    Parameters
+    ----------
+    policy : ParafacPolicy
+        Softmax initial policy (copied).
+    mdp : FiniteMDP
+    n_steps : int
+        Adam steps.
+    lr : float
+        Adam step size.
+    callback : callable, optional
+        ``callback(step, policy, value)``.
+
+    Returns
+    -------
+    LearningResult
+        ``algorithm="exact"``; ``episodes`` holds the step index (no episodes are sampled) and
+        ``returns`` = ``exact_returns`` the exact return before each step.
+    """
+    if not isinstance(policy, ParafacPolicy) or policy.kind != "softmax":
+        raise TypeError("policy must be a softmax ParafacPolicy")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    policy = policy.copy()
+    optimizer = _Adam(policy.n_params, lr)
+    values = []
+    for step in range(n_steps):
+        value, grad = exact_gradient(mdp, policy)
+        values.append(value)
+        policy.params = policy.params + optimizer.step(grad)
+        if callback is not None:
+            callback(step, policy, value)
+    final = exact_gradient(mdp, policy)[0]
+    ok = bool(np.isfinite(values).all() and np.isfinite(final))
+    curve = np.asarray(values)
+    return LearningResult(
+        algorithm="exact", policy=policy, critic=None, episodes=np.arange(n_steps),
+        returns=curve, exact_returns=curve, final_exact_return=final,
+        kl=np.full(n_steps, np.nan), n_params=policy.n_params, success=ok, status=0 if ok else 1,
+        message="completed all steps" if ok else "non-finite return")
+
+
+_DOC_TEMPLATE = """{summary}
+
+    Parameters
+    ----------
+    policy : ParafacPolicy
+        Initial policy (copied, not modified).
+    env : FiniteMDP or MDPEnvironment or GymEnvironment
+        A FiniteMDP is wrapped with ``MDPEnvironment(mdp, policy.mode_sizes)``.
+    n_updates : int
+        Number of policy updates ``U``.
+    episodes_per_update : int
+        Episodes ``E`` sampled per update (the budget is ``U E`` episodes).
+    gamma : float, optional
+        Learning discount; default the environment's.
+{extra}    rng : numpy.random.Generator or int or None
+    callback : callable, optional
+        ``callback(update, policy, sampled_return, exact_return)`` after each update.
+
+    Returns
+    -------
+    LearningResult
+
+    Notes
+    -----
+    Each update costs ``O(E T_ep K (D + A))`` for the policy terms (times ``epochs``; TRTLRPO:
+    times ``cg_iters + backtracks``), plus the critic's L-BFGS iterations of the same order, plus,
+    on a finite MDP, one ``tnmdp.evaluate``.
+"""
+
+_ADAM_DOC = """    lr : float
+        Adam step size.
+    epochs : int
+        Full-batch Adam steps per update.
+"""
+
+_CRITIC_DOC = """    critic : ParafacCritic, optional
+        Initial critic (copied); default a new one of rank ``critic_rank``.
+    critic_rank : int, optional
+        Rank of the default critic; default the policy's rank.
+    lam : float
+        GAE parameter.
+    critic_iters : int
+        L-BFGS iterations per critic refit.
+"""
+
+
+def _critic_kwargs(critic, lam, critic_rank, critic_iters):
+    return {"critic": critic, "lam": lam, "critic_rank": critic_rank, "critic_iters": critic_iters}
+
+
+_NO_TRUST = {"clip": None, "max_kl": None, "cg_iters": None, "damping": None, "backtracks": None,
+             "accept_ratio": None}
+
+
+def tlrpg(policy, env, *, n_updates=100, episodes_per_update=16, gamma=None, lr=0.05, epochs=1,
+          rng=None, callback=None):
+    return _learn("tlrpg", policy, env, n_updates=n_updates,
+                  episodes_per_update=episodes_per_update, gamma=gamma, lr=lr, epochs=epochs,
+                  rng=rng, callback=callback, **_critic_kwargs(None, 1.0, None, 0), **_NO_TRUST)
+
+
+def tlrac(policy, env, critic=None, *, n_updates=100, episodes_per_update=16, gamma=None,
+          lam=0.95, lr=0.05, epochs=1, critic_rank=None, critic_iters=20, rng=None,
+          callback=None):
+    return _learn("tlrac", policy, env, n_updates=n_updates,
+                  episodes_per_update=episodes_per_update, gamma=gamma, lr=lr, epochs=epochs,
+                  rng=rng, callback=callback,
+                  **_critic_kwargs(critic, lam, critic_rank, critic_iters), **_NO_TRUST)
+
+
+def ptlrpo(policy, env, critic=None, *, n_updates=100, episodes_per_update=16, gamma=None,
+           lam=0.95, lr=0.05, epochs=10, clip=0.2, critic_rank=None, critic_iters=20, rng=None,
+           callback=None):
+    if not isinstance(clip, numbers.Real) or not 0 < clip < 1:
+        raise ValueError(f"clip must be in (0, 1), got {clip!r}")
+    trust = dict(_NO_TRUST, clip=float(clip))
+    return _learn("ptlrpo", policy, env, n_updates=n_updates,
+                  episodes_per_update=episodes_per_update, gamma=gamma, lr=lr, epochs=epochs,
+                  rng=rng, callback=callback,
+                  **_critic_kwargs(critic, lam, critic_rank, critic_iters), **trust)
+
+
+def trtlrpo(policy, env, critic=None, *, n_updates=100, episodes_per_update=16, gamma=None,
+            lam=0.95, max_kl=0.01, cg_iters=10, damping=1e-3, backtracks=10, accept_ratio=0.1,
+            critic_rank=None, critic_iters=20, rng=None, callback=None):
+    if not isinstance(max_kl, numbers.Real) or not max_kl > 0:
+        raise ValueError(f"max_kl must be a positive number, got {max_kl!r}")
+    trust = {"clip": None, "max_kl": float(max_kl), "cg_iters": int(cg_iters),
+             "damping": float(damping), "backtracks": int(backtracks),
+             "accept_ratio": float(accept_ratio)}
+    return _learn("trtlrpo", policy, env, n_updates=n_updates,
+                  episodes_per_update=episodes_per_update, gamma=gamma, lr=0.0, epochs=1,
+                  rng=rng, callback=callback,
+                  **_critic_kwargs(critic, lam, critic_rank, critic_iters), **trust)
+
+
+tlrpg.__doc__ = _DOC_TEMPLATE.format(
+    summary="Tensor low-rank policy gradient: REINFORCE, reward-to-go minus its per-step mean.",
+    extra=_ADAM_DOC)
+tlrac.__doc__ = _DOC_TEMPLATE.format(
+    summary="Tensor low-rank actor-critic: GAE(gamma, lam) advantages from a PARAFAC critic.",
+    extra=_ADAM_DOC + _CRITIC_DOC)
+ptlrpo.__doc__ = _DOC_TEMPLATE.format(
+    summary="Proximal tensor low-rank policy optimisation: the PPO clipped surrogate.",
+    extra=_ADAM_DOC + _CRITIC_DOC + """    clip : float
+        Ratio clipping ``eps``: the surrogate is ``min(rho A, clip(rho, 1 - eps, 1 + eps) A)``.
+""")
+trtlrpo.__doc__ = _DOC_TEMPLATE.format(
+    summary="Trust-region tensor low-rank policy optimisation: natural gradient, KL bound.",
+    extra=_CRITIC_DOC + """    max_kl : float
+        Bound ``delta`` on the mean ``KL(old || new)`` over the batch's states; every accepted
+        step satisfies it (see ``LearningResult.kl``).
+    cg_iters, damping : int, float
+        Conjugate-gradient iterations on ``(F + damping I) x = g``, ``F`` the exact Hessian of
+        the mean KL.
+    backtracks, accept_ratio : int, float
+        Line search: halve the step ``sqrt(2 max_kl / x^T F x) x`` up to ``backtracks`` times
+        until the KL bound holds and the surrogate gains at least ``accept_ratio`` of its linear
+        prediction; otherwise no step is taken.
+""")
