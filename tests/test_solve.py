@@ -194,3 +194,18 @@ def test_bad_solve_arguments(kwargs, error, match):
 def test_solve_rejects_non_mdp():
     with pytest.raises(TypeError, match="mdp must be a tnmdp.FiniteMDP, got dict"):
         tnmdp.solve({})
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+@pytest.mark.parametrize("size", [(6, 3, 5), (300, 4, 120)], ids=["numpy", "compiled"])
+def test_lazy_history_equals_the_recorded_one(temperature, size):
+    S, A, T = size  # the second is large enough for the compiled sweep (T*S*A >= 2**17)
+    mdp = random_mdp(8, S, A, T, sparse=True, density=0.02 if S > 100 else 0.6)
+    kwargs = dict(initial_policy="random", rng=4, temperature=temperature)
+    lazy = tnmdp.solve(mdp, **kwargs)
+    recorded = tnmdp.solve(mdp, callback=lambda state: False, **kwargs)  # the eager path
+    assert callable(lazy._history)  # nothing computed yet
+    np.testing.assert_allclose(lazy.history, recorded.history, rtol=1e-12, atol=1e-12)
+    assert lazy.history[-1] == pytest.approx(
+        lazy.soft_value if temperature > 0 else lazy.expected_return, rel=1e-12, abs=1e-12)
+    assert lazy.history is lazy.history  # computed once

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,9 +17,8 @@ __all__ = ["solve", "Solution", "check_mdp", "check_reference", "weighted_mean"]
 DIRECTIONS = ("backward", "forward", "both")
 
 
-@dataclass(frozen=True)
 class Solution:
-    """Result of :func:`solve` (same fields for every method).
+    """Result of :func:`solve` (same fields for every method); immutable.
 
     Attributes
     ----------
@@ -34,7 +32,9 @@ class Solution:
         With ``temperature > 0``: the objective ``J_tau`` of ``policy`` (the optimum after a
         backward sweep); otherwise ``None``.
     history : ndarray, shape (n_updates,)
-        The objective after every site update.
+        The objective after every site update. After a single closed-form backward sweep it is
+        computed on first access (one more backward and one forward pass over the initial
+        policy), so that ``solve`` itself costs what backward induction costs.
     n_sweeps : int
     success : bool
         ``status == 0``.
@@ -44,15 +44,27 @@ class Solution:
     message : str
     """
 
-    policy: Policy
-    expected_return: float
-    values: np.ndarray
-    soft_value: float | None
-    history: np.ndarray
-    n_sweeps: int
-    success: bool
-    status: int
-    message: str
+    __slots__ = ("policy", "expected_return", "values", "soft_value", "_history", "n_sweeps",
+                 "success", "status", "message")
+
+    def __init__(self, *, policy, expected_return, values, soft_value, history, n_sweeps,
+                 success, status, message):
+        fields = dict(policy=policy, expected_return=expected_return, values=values,
+                      soft_value=soft_value, _history=history, n_sweeps=n_sweeps,
+                      success=success, status=status, message=message)
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"Solution is immutable: cannot set {name!r}")
+
+    @property
+    def history(self):
+        history = self._history
+        if callable(history):
+            history = np.asarray(history())
+            object.__setattr__(self, "_history", history)
+        return history
 
     def __repr__(self):
         soft = "" if self.soft_value is None else f", soft_value={self.soft_value:.12g}"
@@ -185,11 +197,11 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
     values = result.plain_values if result.plain_values is not None and result.status != 2 \
         else policy_values(mdp, policy)
     expected = weighted_mean(mdp.initial, values)
-    soft_value = float(result.history[-1]) if temperature > 0 else None
+    soft_value = float(result.objective) if temperature > 0 else None
     message = STATUS_MESSAGES[result.status]
     if result.status == 0 and direction == "backward" and local.optimal:
         message = "converged: a backward sweep with an optimal local solver is exact"
-    if result.history.size and result.history[-1] == -np.inf:
+    if result.objective == -np.inf:
         message += ("; the objective is -inf: every policy takes a forbidden (-inf) transition "
                     "with positive probability (with noisy dynamics, use penalties, or "
                     "log_partition/doob_transform for the conditioned process)")

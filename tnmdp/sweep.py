@@ -68,11 +68,12 @@ class SweepResult:
     """Raw output of :func:`sweep` (the front door wraps it in a ``Solution``)."""
 
     sites: list
-    history: np.ndarray
+    history: object  # ndarray, or a callable computing it (a single closed-form backward sweep)
     n_sweeps: int
     status: int
     right: object  # Checkpoints of V_t after the last backward sweep, or None
     plain_values: np.ndarray | None  # E[G | s_0] after a last backward sweep, else None
+    objective: float  # the objective of the returned policy
 
 
 class _Site:
@@ -163,9 +164,15 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
     for n_done in range(1, max_sweeps + 1):
         how = order[(n_done - 1) % len(order)]
         if how == "backward" and _fast_path_applies(local, temperature, callback, bar):
-            right, plain = _backward_closed_form_sweep(mdp, sites, history, temperature,
-                                                       reference,
-                                                       keep_sites=direction != "backward")
+            if direction == "backward":  # the only sweep: the history is computed on demand
+                initial = list(sites)
+                right, plain, v0 = _backward_closed_form_sweep(
+                    mdp, sites, None, temperature, reference, keep_sites=False)
+                objective = _weighted_sum(mdp.initial, v0)
+                return SweepResult(sites, _lazy_history(mdp, initial, temperature, reference),
+                                   1, 0, right, plain, objective)
+            right, plain, _ = _backward_closed_form_sweep(mdp, sites, history, temperature,
+                                                          reference)
         elif how == "backward":
             left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
             v = mdp.terminal_rewards
@@ -217,7 +224,7 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
         bar.close()
     if status != 0 and not stop and direction == "both" and n_done > 1:
         status = 1
-    return SweepResult(sites, np.asarray(history), n_done, status, right, plain)
+    return SweepResult(sites, np.asarray(history), n_done, status, right, plain, history[-1])
 
 
 # FAST PATH ----------------------------------------------------------------------------------
@@ -233,25 +240,32 @@ def _fast_path_applies(local, temperature, callback, bar):
 def _backward_closed_form_sweep(mdp, sites, history, temperature, reference, keep_sites=True):
     """One backward sweep with the closed-form local optimum; fills ``sites`` and ``history``.
 
+    With ``history=None`` the left environments of the initial policy -- needed only for the
+    objective after each site -- are not computed: plain (soft) backward induction, one pass.
+
     Returns
     -------
-    right : Checkpoints
+    right : Checkpoints or None
         ``V_t`` of the new policy (soft values when ``temperature > 0``).
     values : ndarray, shape (S,)
         ``E[G | s_0]`` under the new policy.
+    objective_values : ndarray, shape (S,)
+        ``V_0`` (the soft values when ``temperature > 0``).
     """
     from .kernels import greedy, soft_backup
 
     T, S = mdp.horizon, mdp.n_states
     if temperature == 0:
-        compiled = _compiled_backward(mdp, sites)
+        compiled = _compiled_backward(mdp, sites, history is not None)
         if compiled is not None:
             actions, values, objectives = compiled
             sites[:] = list(actions)  # (S,) small-int views of one (T, S) array
-            history.extend(objectives.tolist())
-            return None, values
+            if history is not None:
+                history.extend(objectives.tolist())
+            return None, values, values
     ops = _Site(mdp, temperature, reference)
-    left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
+    if history is not None:
+        left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
     if temperature == 0:
         step = ops.right_step(sites)
     else:  # soft values from soft values: the closure must not hold the dense sites
@@ -274,13 +288,30 @@ def _backward_closed_form_sweep(mdp, sites, history, temperature, reference, kee
             # a last backward sweep keeps no dense site: SoftPolicy recomputes it on demand
             sites[t] = probs if keep_sites else None
         store.record(t, v)
-        dist, acc = left[t]
-        objectives[T - 1 - t] = acc + mdp.discount ** t * _weighted_sum(dist, v)
-    history.extend(objectives.tolist())
-    return store, u
+        if history is not None:
+            dist, acc = left[t]
+            objectives[T - 1 - t] = acc + mdp.discount ** t * _weighted_sum(dist, v)
+    if history is not None:
+        history.extend(objectives.tolist())
+    return store, u, v
 
 
-def _compiled_backward(mdp, sites):
+def _lazy_history(mdp, initial, temperature, reference):
+    """The history of a closed-form backward sweep from ``initial``, computed when called.
+
+    Re-runs the sweep with the left environments of the initial policy (one backward and one
+    forward pass); the result is identical to recording it during the first sweep.
+    """
+    def compute():
+        history = []
+        _backward_closed_form_sweep(mdp, list(initial), history, temperature, reference,
+                                    keep_sites=False)
+        return np.asarray(history)
+
+    return compute
+
+
+def _compiled_backward(mdp, sites, with_history):
     """The argmax backward sweep in compiled kernels (:mod:`tnmdp.fast`, numba), or ``None``
     when numba is missing or the problem is too small to repay loading the kernels."""
     if mdp.horizon * mdp.n_states * mdp.n_actions < 2**17:  # tnmdp.fast.MIN_WORK
@@ -289,7 +320,9 @@ def _compiled_backward(mdp, sites):
         from . import fast
     except ImportError:  # numba unavailable: the numpy sweep below
         return None
-    return fast.backward_argmax_sweep(mdp, sites)
+    if not fast.worthwhile(mdp):  # e.g. wide sparse rows: scipy's product is faster
+        return None
+    return fast.backward_argmax_sweep(mdp, sites, with_history=with_history)
 # END FAST PATH ------------------------------------------------------------------------------
 
 

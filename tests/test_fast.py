@@ -1,0 +1,213 @@
+"""tnmdp.fast: compiled kernels against the numpy kernels and plain backward induction.
+
+Exactness oracle: MDPs on a dyadic grid (probabilities multiples of 1/4, small integer rewards,
+``-inf`` sprinkled in) make every sum exact in float64, whatever the order of summation, so
+ties are exact ties and the compiled policy must equal the reference's action for action
+(lowest action on ties) with identical values.
+"""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tnmdp
+from tnmdp import kernels
+from tnmdp.reference import backward_induction
+from tnmdp.sweep import sweep
+
+fast = pytest.importorskip("tnmdp.fast")
+
+from conftest import random_mdp  # noqa: E402
+
+
+def dyadic_mdp(seed, n_states=12, n_actions=3, horizon=9, *, sparse=True, stationary=True,
+               reward_form="full", discount=1.0, neg_inf=True):
+    """Exact-arithmetic random MDP with many ties and (optionally) ``-inf`` rewards."""
+    rng = np.random.default_rng(seed)
+    S, A, T = n_states, n_actions, horizon
+
+    def kernel():
+        P = np.zeros((S, A, S))
+        for s in range(S):
+            for a in range(A):
+                np.add.at(P[s, a], rng.integers(0, S, size=4), 0.25)  # 4 quanta of 1/4
+        P[:, A - 1] = P[:, 0]  # duplicate action: exact ties everywhere it matters
+        return P
+
+    def reward(shape):
+        r = rng.integers(-2, 3, size=shape).astype(float)
+        if neg_inf:
+            r[rng.random(shape) < 0.08] = -np.inf
+        return r
+
+    kernels_ = [kernel()] if stationary else [kernel() for _ in range(T)]
+    shape = {"sa": (S, A), "full": (S, A, S), "arrival": (1, 1, S), "time": (T, 1, 1, S),
+             "time_full": (T, S, A, S)}[reward_form]
+    rewards = reward(shape)
+    if reward_form in ("sa", "full"):
+        rewards[:, A - 1] = rewards[:, 0]
+    elif reward_form == "time_full":
+        rewards[:, :, A - 1] = rewards[:, :, 0]
+    if sparse:
+        mats = [sp.csr_matrix(k.reshape(S * A, S)) for k in kernels_]
+        transitions = mats[0] if stationary else mats
+    else:
+        transitions = kernels_[0] if stationary else np.stack(kernels_)
+    terminal = reward((S,))
+    terminal[0] = 0.0
+    return tnmdp.FiniteMDP(transitions, rewards, T, 0, terminal_rewards=terminal,
+                           discount=discount)
+
+
+def uniform_sites(mdp):
+    return [np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions)] * mdp.horizon
+
+
+def numpy_sweep(mdp, sites):
+    """The numpy backward sweep (a callback keeps the compiled path out)."""
+    return sweep(mdp, sites, tnmdp.local.get_local_solver("argmax"), callback=lambda state: False)
+
+
+FORMS = ["sa", "full", "arrival", "time", "time_full"]
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["csr", "dense"])
+@pytest.mark.parametrize("reward_form", FORMS)
+@pytest.mark.parametrize("seed", range(3))
+def test_backup_argmax_matches_numpy_kernels(seed, reward_form, sparse):
+    mdp = dyadic_mdp(seed, sparse=sparse, reward_form=reward_form)
+    rng = np.random.default_rng(seed)
+    v = rng.integers(-3, 4, size=mdp.n_states).astype(float)
+    v[rng.random(v.size) < 0.2] = -np.inf
+    for t in (0, mdp.horizon - 1):
+        want_a, want_v = kernels.greedy(kernels.backup(mdp, t, v))
+        arrival = mdp.reward_slice(t)[0, 0] if mdp.reward_kind() == "arrival" else None
+        got_a, got_v = fast.backup_argmax(mdp.transition_matrix(t), mdp.expected_reward(t), v,
+                                          arrival_reward=arrival)
+        np.testing.assert_array_equal(got_a, want_a)
+        np.testing.assert_array_equal(got_v, want_v)  # exact arithmetic: same bits
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["csr", "dense"])
+@pytest.mark.parametrize("seed", range(3))
+def test_propagate_gain_matches_numpy_kernels(seed, sparse):
+    mdp = dyadic_mdp(seed, sparse=sparse, reward_form="sa")
+    rng = np.random.default_rng(seed)
+    S, A = mdp.n_states, mdp.n_actions
+    probs = rng.dirichlet(np.ones(A), size=S)
+    probs[rng.random((S, A)) < 0.3] = 0.0
+    probs[probs.sum(axis=1) == 0, 0] = 1.0
+    probs /= probs.sum(axis=1, keepdims=True)
+    dist = rng.dirichlet(np.ones(S))
+    dist[: S // 3] = 0.0  # unvisited states: their -inf rewards must not enter the gain
+    dist /= dist.sum()
+    rbar = mdp.expected_reward(0)
+    got, gain = fast.propagate_gain(mdp.transition_matrix(0), probs, rbar, dist)
+    np.testing.assert_allclose(got, kernels.propagate(mdp, 0, dist[:, None] * probs),
+                               rtol=0, atol=1e-15)
+    w = dist[:, None] * probs
+    with np.errstate(invalid="ignore"):
+        want = np.where(w > 0, w * rbar, 0.0).sum()
+    assert gain == pytest.approx(want, rel=1e-13, abs=1e-15) or (gain == want == -np.inf)
+    M, rbar_pi = fast.markov_operator(mdp.transition_matrix(0), probs, rbar)
+    got_m, gain_m = fast.propagate_gain(M, np.ones((S, 1)), rbar_pi[:, None], dist)
+    np.testing.assert_allclose(got_m, got, rtol=0, atol=1e-15)
+    assert gain_m == pytest.approx(gain, rel=1e-13, abs=1e-15) or gain_m == gain
+
+
+@pytest.mark.parametrize("budget", [None, 200], ids=["cached", "checkpoints"])
+@pytest.mark.parametrize("discount", [1.0, 0.75])
+@pytest.mark.parametrize("stationary", [True, False], ids=["stationary", "time-dependent"])
+@pytest.mark.parametrize("sparse", [True, False], ids=["csr", "dense"])
+@pytest.mark.parametrize("reward_form", FORMS)
+def test_sweep_is_backward_induction(reward_form, sparse, stationary, discount, budget):
+    mdp = dyadic_mdp(7, n_states=10, horizon=11, sparse=sparse, stationary=stationary,
+                     reward_form=reward_form, discount=discount)
+    actions, values, history = fast.backward_argmax_sweep(mdp, uniform_sites(mdp), budget=budget)
+    ref = backward_induction(mdp)
+    np.testing.assert_array_equal(actions, ref.policy.actions)  # ties: lowest action
+    np.testing.assert_array_equal(values, ref.values)
+    want = numpy_sweep(mdp, uniform_sites(mdp)).history
+    np.testing.assert_array_equal(np.isneginf(history), np.isneginf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(history[finite], want[finite], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["random", "deterministic", "mixed"])
+def test_history_for_other_initial_policies(kind):
+    """Left environments of a non-uniform initial policy (no Markov-operator shortcut)."""
+    mdp = dyadic_mdp(3, n_states=15, n_actions=4, horizon=12, reward_form="sa", neg_inf=False)
+    rng = np.random.default_rng(0)
+    S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
+    random_sites = list(rng.dirichlet(np.ones(A), size=(T, S)))
+    int_sites = list(rng.integers(0, A, size=(T, S)))
+    sites = {"random": random_sites, "deterministic": int_sites,
+             "mixed": [random_sites[0]] * 5 + int_sites[5:]}[kind]
+    _, _, history = fast.backward_argmax_sweep(mdp, sites, budget=300)
+    np.testing.assert_allclose(history, numpy_sweep(mdp, sites).history, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.fixed_dictionaries({
+    "seed": st.integers(0, 2**31 - 1), "n_states": st.integers(1, 7),
+    "n_actions": st.integers(1, 4), "horizon": st.integers(1, 7), "sparse": st.booleans(),
+    "stationary": st.booleans(), "ties": st.booleans(),
+    "reward_form": st.sampled_from(FORMS), "discount": st.sampled_from([1.0, 0.9])}))
+def test_random_mdps_match_reference(params):
+    """Values and optimality on the shared random MDPs (inexact arithmetic)."""
+    mdp = random_mdp(**params)
+    actions, values, history = fast.backward_argmax_sweep(mdp, uniform_sites(mdp))
+    ref = backward_induction(mdp)
+    scale = max(1.0, np.abs(ref.values).max())
+    np.testing.assert_allclose(values, ref.values, rtol=0, atol=1e-12 * scale)
+    # the policy is optimal: evaluating it gives the optimal values
+    np.testing.assert_allclose(tnmdp.evaluate(mdp, tnmdp.Policy.from_actions(actions, mdp.n_actions)),
+                               ref.expected_return, rtol=0, atol=1e-12 * scale)
+    # (near-ties rounded differently may pick other optimal actions here: the dyadic tests
+    # above pin tie-breaking where ties are exact)
+
+
+def test_operator_formats_agree():
+    """ELL (padded, vectorised) and CSR layouts give the same bits."""
+    mdp = dyadic_mdp(11, n_states=30, n_actions=2, horizon=5)
+    P = mdp.transition_matrix(0)
+    v = np.arange(30, dtype=float)
+    v[3] = -np.inf
+    saved = fast.ELL_PADDING
+    try:
+        fast.ELL_PADDING = 100.0
+        ell = fast.backup_argmax(P, mdp.expected_reward(0), v)
+        assert fast.Operator(P).kind == fast.ELL
+        fast.ELL_PADDING = 0.0
+        csr = fast.backup_argmax(P, mdp.expected_reward(0), v)
+        assert fast.Operator(P).kind == fast.CSR
+    finally:
+        fast.ELL_PADDING = saved
+    np.testing.assert_array_equal(ell[0], csr[0])
+    np.testing.assert_array_equal(ell[1], csr[1])
+
+
+def test_long_walk_checkpoints_and_solve_uses_compiled_path():
+    """A walk large enough for the compiled path in solve, with sqrt(T) checkpoints."""
+    mdp = tnmdp.models.excursion(300)
+    assert fast.worthwhile(mdp)
+    actions, values, history = fast.backward_argmax_sweep(mdp, uniform_sites(mdp), budget=2**16)
+    ref = backward_induction(mdp)
+    np.testing.assert_array_equal(actions, ref.policy.actions)
+    np.testing.assert_array_equal(values, ref.values)
+    sol = tnmdp.solve(mdp)
+    np.testing.assert_array_equal(sol.policy.actions, ref.policy.actions)
+    np.testing.assert_allclose(sol.history, history, rtol=1e-12, atol=1e-12)
+    assert sol.expected_return == pytest.approx(1.0, abs=1e-12)
+
+
+def test_hard_walk_with_neg_inf():
+    mdp = tnmdp.models.excursion(120, hard=True, noise=0.1)
+    actions, values, _ = fast.backward_argmax_sweep(mdp, uniform_sites(mdp), budget=4096)
+    ref = backward_induction(mdp)
+    np.testing.assert_array_equal(actions, ref.policy.actions)
+    np.testing.assert_array_equal(np.isneginf(values), np.isneginf(ref.values))
+    finite = np.isfinite(ref.values)
+    np.testing.assert_allclose(values[finite], ref.values[finite], rtol=0, atol=1e-12)

@@ -1,0 +1,549 @@
+"""Compiled (numba) kernels for the exact backward sweep: backward induction at memory speed.
+
+A backward sweep with the closed-form argmax (``temperature = 0``) does two things per site
+(:mod:`tnmdp.sweep`):
+
+* the **left environment** of the *initial* policy, ``left_t = Pr(s_t = .)`` and the reward
+  collected so far ``acc_t``, moved one site by ``left_{t+1} = P_t^T (left_t * pi_t)``;
+* the **right environment** of the optimised policy: the backup ``Q_t = rbar_t + gamma P_t V_{t+1}``,
+  the per-state argmax (ties to the lowest action) and ``V_t = max_a Q_t``,
+
+and records the objective ``J_t = acc_t + gamma^t <left_t, V_t>`` after every site update. The
+pure-numpy sweep pays Python and scipy dispatch on every site (about 100 us), which dominates
+for sparse walks; this module runs whole runs of sites with the same operator in one compiled
+loop: the CSR product, the argmax and the objective are fused, one pass over ``nnz(P_t)``.
+
+Two further savings, both exact:
+
+* when one policy site ``pi`` and one operator ``P`` serve many time steps (the uniform initial
+  policy of a stationary MDP), the left environment moves with the ``(S, S)`` Markov operator
+  ``M_pi[s, s'] = sum_a pi(a|s) P(s'|s, a)`` (``A`` times fewer rows; built once, in one pass
+  over ``P``) and the reward rate ``rbar_pi[s] = sum_a pi(a|s) rbar(s, a)``;
+* for long horizons the left environments are kept at ``sqrt(T)`` checkpoints and recomputed one
+  block at a time (one extra forward pass), and the policy is written straight into a
+  ``(T, S)`` small-int array, so a ``T = 10^4``, ``S = 20001`` walk stays well under 1 GB.
+
+Exactness: the backup adds ``P`` entries in the order scipy's CSR product does and breaks ties
+to the lowest action, so the policy equals :func:`tnmdp.reference.backward_induction`'s wherever
+the reference's ties are exact; ``-inf`` rewards are safe (a CSR matrix stores no zeros, and the
+dense kernel skips zero probabilities when an input holds ``-inf``).
+
+Notes
+-----
+Cost per site: ``O(nnz(P_t))`` for the backup and ``O(nnz(M_pi))`` (or ``O(nnz(P_t))``) for the
+left environment; the dense backup is one BLAS matrix-vector product. Importing this module
+imports numba (about 0.5 s); :mod:`tnmdp` imports it lazily, on the first backward sweep.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit
+
+__all__ = ["Operator", "backup_argmax", "propagate_gain", "markov_operator", "worthwhile",
+           "backward_argmax_sweep"]
+
+#: Bytes the cached left environments may use before switching to sqrt(T) checkpoints.
+ENVIRONMENT_BUDGET = 128 * 2**20
+
+
+#: Below this many state-action-site updates (``T * S * A``) the numpy sweep is as fast and
+#: needs no compilation: :func:`worthwhile` says no.
+MIN_WORK = 2**17
+
+#: Sparse operators with more stored entries per ``(s, a)`` row (on average) stay on numpy.
+MAX_ROW_NNZ = 16
+
+#: Operator formats: ELL (rows padded to a common length, stored column-major so that the
+#: product is a vectorised gather), CSR, dense ``y = M x`` and dense transposed ``y = x M``.
+ELL, CSR, DENSE, DENSE_T = 0, 1, 2, 3
+
+#: ELL is used when padding the rows to the longest one stores at most this many times ``nnz``.
+ELL_PADDING = 1.5
+
+
+# ---------------------------------------------------------------------------------- kernels
+@njit(cache=True, nogil=True)
+def _product(kind, indptr, cols, vals, x, y):
+    """``y = M x``; ``x`` carries a trailing ``0`` that ELL padding points at.
+
+    Sparse formats add the stored entries of a row in column order, starting from the first
+    (scipy's CSR product adds them to ``0.0`` in the same order: the same bits). The dense
+    product skips zero entries when ``x`` holds ``-inf``.
+    """
+    n = y.shape[0]
+    if kind == 0:
+        c0, v0 = cols[0], vals[0]
+        for i in range(n):
+            y[i] = v0[i] * x[c0[i]]
+        for j in range(1, cols.shape[0]):
+            cj, vj = cols[j], vals[j]
+            for i in range(n):
+                y[i] += vj[i] * x[cj[i]]
+    elif kind == 1:
+        c, d = cols[0], vals[0]
+        for i in range(n):
+            acc = 0.0
+            for p in range(indptr[i], indptr[i + 1]):
+                acc += d[p] * x[c[p]]
+            y[i] = acc
+    elif kind == 2:
+        m = vals.shape[1]
+        finite = True
+        for j in range(m):
+            if x[j] == -np.inf:
+                finite = False
+                break
+        if finite:
+            y[:] = np.dot(vals, x[:m])
+        else:
+            for i in range(n):
+                acc = 0.0
+                for j in range(m):
+                    p = vals[i, j]
+                    if p != 0.0:
+                        acc += p * x[j]
+                y[i] = acc
+    else:
+        y[:] = np.dot(x[:vals.shape[0]], vals)
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def _masked_dot(weights, values):
+    """``sum_{weights > 0} weights * values`` (so ``0 * -inf`` never enters), vectorised."""
+    total = 0.0
+    for i in range(weights.shape[0]):
+        w = weights[i]
+        total += w * values[i] if w > 0.0 else 0.0
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _argmax_rows(q, n_actions, best, arg):
+    """Per-state max and argmax of ``q[s*A + a]`` (ties to the lowest action), vectorised over
+    states."""
+    n_states = best.shape[0]
+    if n_actions == 2:  # the common case (walks), without the strided second pass
+        for s in range(n_states):
+            q0, q1 = q[2 * s], q[2 * s + 1]
+            better = q1 > q0
+            best[s] = q1 if better else q0
+            arg[s] = 1 if better else 0
+        return
+    for s in range(n_states):
+        best[s] = q[s * n_actions]
+        arg[s] = 0
+    for a in range(1, n_actions):
+        for s in range(n_states):
+            qa = q[s * n_actions + a]
+            better = qa > best[s]
+            best[s] = qa if better else best[s]
+            arg[s] = a if better else arg[s]
+
+
+@njit(cache=True, nogil=True)
+def _backward(kind, indptr, cols, vals, rbar, reward, arrival, gamma, v, dists, accs, powers,
+              actions, history):
+    """Backward induction over ``len(powers)`` sites sharing one operator and reward, last first.
+
+    ``Q = P (reward + gamma V)`` when ``arrival`` (as :func:`tnmdp.kernels.backup` folds an
+    arrival reward), else ``Q = rbar + gamma P V``; ``actions[k]`` receives the argmax (lowest
+    action on ties), and ``history[k] = accs[k] + powers[k] <dists[k], V_k>`` (zero-probability
+    states skipped). Returns ``V`` at the first site of the run.
+    """
+    n_states, n_actions = rbar.shape
+    flat = rbar.ravel()
+    x = np.zeros(n_states + 1)
+    q = np.empty(n_states * n_actions)
+    v = v.copy()
+    for k in range(powers.shape[0] - 1, -1, -1):
+        if arrival:
+            if gamma != 1.0:
+                for s in range(n_states):
+                    x[s] = reward[s] + gamma * v[s]
+            else:
+                for s in range(n_states):
+                    x[s] = reward[s] + v[s]
+        else:
+            x[:n_states] = v
+        _product(kind, indptr, cols, vals, x, q)
+        if not arrival:
+            if gamma != 1.0:
+                for i in range(q.shape[0]):
+                    q[i] = flat[i] + gamma * q[i]
+            else:
+                for i in range(q.shape[0]):
+                    q[i] = flat[i] + q[i]
+        _argmax_rows(q, n_actions, v, actions[k])
+        if dists.shape[0] > 0:  # no left environments: no objective to record
+            history[k] = accs[k] + powers[k] * _masked_dot(dists[k], v)
+    return v
+
+
+@njit(cache=True, nogil=True)
+def _forward(kind, indptr, cols, vals, probs, rbar, dist, acc, powers, keep, dists, accs):
+    """Move the left environment ``(dist, acc)`` over ``len(powers)`` sites sharing one
+    (transposed) operator and policy site ``probs``.
+
+    Row ``k`` of ``dists`` (when ``keep``) and ``accs[k]`` receive the environment entering the
+    ``k``-th site; the gain ``sum dist pi rbar`` skips zero weights (so ``-inf`` rewards of
+    unvisited pairs contribute nothing). Returns the environment leaving the last site.
+    """
+    n_states, n_actions = probs.shape
+    w = np.zeros(n_states * n_actions + 1)
+    flat = rbar.ravel()
+    unit = n_actions == 1 and np.all(probs == 1.0)
+    dist = dist.copy()
+    for k in range(powers.shape[0]):
+        if keep:
+            dists[k, :] = dist
+        accs[k] = acc
+        if unit:
+            w[:n_states] = dist
+        else:
+            for s in range(n_states):
+                for a in range(n_actions):
+                    w[s * n_actions + a] = dist[s] * probs[s, a]
+        gain = _masked_dot(w[:flat.shape[0]], flat)
+        acc = acc + powers[k] * gain
+        _product(kind, indptr, cols, vals, w, dist)
+    return dist, acc
+
+
+@njit(cache=True, nogil=True)
+def _dense_markov(P, probs):
+    n_states, n_actions = probs.shape
+    M = np.zeros((n_states, P.shape[1]))
+    for s in range(n_states):
+        for a in range(n_actions):
+            p = probs[s, a]
+            if p != 0.0:
+                M[s, :] += p * P[s * n_actions + a, :]
+    return M
+
+
+# ---------------------------------------------------------------------------------- operators
+_NO_PTR = np.zeros(1, dtype=np.int64)
+_NO_COLS = np.zeros((1, 1), dtype=np.int32)
+
+
+class Operator:
+    """A matrix in the form the kernels take.
+
+    Parameters
+    ----------
+    matrix : ndarray or scipy.sparse matrix, shape (n, m)
+    transpose : bool
+        Represent ``matrix.T`` (for moving left environments).
+
+    Attributes
+    ----------
+    kind : int
+        ``ELL``, ``CSR``, ``DENSE`` or ``DENSE_T``.
+    args : tuple
+        ``(kind, indptr, cols, vals)`` for the kernels.
+    shape : tuple
+        Shape of the represented matrix.
+
+    Notes
+    -----
+    Sparse rows are padded to the longest row (ELL, stored column-major: ``cols[j, i]`` is the
+    column of the ``j``-th entry of row ``i``) when that stores at most ``ELL_PADDING * nnz``
+    entries; padding points at the trailing zero the kernels append to ``x``, with value 0.
+    """
+
+    def __init__(self, matrix, *, transpose=False):
+        if sp.issparse(matrix):
+            csr = sp.csr_matrix(matrix.T if transpose else matrix)
+            csr.sort_indices()
+            n, m = csr.shape
+            lengths = np.diff(csr.indptr)
+            width = int(lengths.max()) if n else 0
+            if width * n <= ELL_PADDING * max(csr.nnz, 1):
+                rows = np.repeat(np.arange(n), lengths)
+                pos = np.arange(csr.nnz) - np.repeat(csr.indptr[:-1], lengths)
+                cols = np.full((max(width, 1), n), m, dtype=np.int32)
+                vals = np.zeros((max(width, 1), n))
+                cols[pos, rows] = csr.indices
+                vals[pos, rows] = csr.data
+                self.kind, indptr = ELL, _NO_PTR
+            else:
+                self.kind, indptr = CSR, csr.indptr.astype(np.int64)
+                cols, vals = csr.indices.astype(np.int32)[None, :], csr.data[None, :]
+            self.shape = (n, m)
+        else:
+            vals = np.ascontiguousarray(matrix, dtype=np.float64)
+            self.kind, indptr, cols = (DENSE_T if transpose else DENSE), _NO_PTR, _NO_COLS
+            self.shape = vals.shape[::-1] if transpose else vals.shape
+        self.args = (self.kind, indptr, cols, np.ascontiguousarray(vals, dtype=np.float64))
+
+
+def _small_int_dtype(n_actions):
+    return np.int8 if n_actions <= 127 else (np.int16 if n_actions <= 32767 else np.int32)
+
+
+# ---------------------------------------------------------------------------------- public
+def backup_argmax(P, rbar, v, gamma=1.0, *, arrival_reward=None):
+    """One fused site update: ``Q = rbar + gamma P V``, its argmax and max.
+
+    Parameters
+    ----------
+    P : ndarray or scipy.sparse matrix, shape (S*A, S)
+        ``P[s*A + a, s'] = P(s'|s, a)``.
+    rbar : ndarray, shape (S, A)
+        Expected reward ``rbar[s, a]`` (ignored when ``arrival_reward`` is given).
+    v : ndarray, shape (S,)
+        ``V_{t+1}``; ``-inf`` allowed.
+    gamma : float
+    arrival_reward : ndarray, shape (S,), optional
+        A reward on arrival ``r(s')``: then ``Q = P (r + gamma V)``, as
+        :func:`tnmdp.kernels.backup` computes it.
+
+    Returns
+    -------
+    actions : ndarray of int64, shape (S,)
+        Per-state argmax of ``Q``, ties to the lowest action.
+    values : ndarray, shape (S,)
+        ``max_a Q``.
+    """
+    op = Operator(P)
+    v = np.ascontiguousarray(v, dtype=np.float64)
+    S = v.shape[0]
+    A = op.shape[0] // S
+    arrival = arrival_reward is not None
+    reward = np.ascontiguousarray(arrival_reward if arrival else np.zeros(S), dtype=np.float64)
+    rbar = np.zeros((S, A)) if arrival else np.ascontiguousarray(rbar, dtype=np.float64)
+    actions = np.empty((1, S), dtype=np.int64)
+    values = _backward(*op.args, rbar, reward, arrival, float(gamma), v, np.zeros((1, S)),
+                       np.zeros(1), np.ones(1), actions, np.empty(1))
+    return actions[0], values
+
+
+def propagate_gain(P, probs, rbar, dist):
+    """Move a left environment one site under the policy site ``probs``.
+
+    Parameters
+    ----------
+    P : ndarray or scipy.sparse matrix, shape (S*A, S)
+    probs : ndarray, shape (S, A)
+        ``pi_t(a|s)``.
+    rbar : ndarray, broadcasting to (S, A)
+        Expected reward; ``-inf`` allowed where ``dist * probs`` is 0.
+    dist : ndarray, shape (S,)
+        ``Pr(s_t = s)``.
+
+    Returns
+    -------
+    next_dist : ndarray, shape (S,)
+        ``Pr(s_{t+1} = s')``.
+    gain : float
+        ``E[rbar_t(s_t, a_t)]``, zero-weight terms dropped.
+    """
+    op = Operator(P, transpose=True)
+    probs = np.ascontiguousarray(probs, dtype=np.float64)
+    rbar = np.ascontiguousarray(np.broadcast_to(rbar, probs.shape), dtype=np.float64)
+    dist = np.ascontiguousarray(dist, dtype=np.float64)
+    out, gain = _forward(*op.args, probs, rbar, dist, 0.0, np.ones(1), False,
+                         np.empty((0, dist.shape[0])), np.empty(1))
+    return out, gain
+
+
+def markov_operator(P, probs, rbar):
+    """The left-environment operator of a fixed policy site: ``(M_pi, rbar_pi)``.
+
+    Parameters
+    ----------
+    P : ndarray or scipy.sparse matrix, shape (S*A, S)
+    probs : ndarray, shape (S, A)
+    rbar : ndarray, broadcasting to (S, A)
+
+    Returns
+    -------
+    M : ndarray or CSR matrix, shape (S, S)
+        ``M[s, s'] = sum_a pi(a|s) P(s'|s, a)``: a one-action MDP, so that
+        ``propagate_gain(M, ones((S, 1)), rbar_pi[:, None], dist)`` moves ``dist`` as
+        ``propagate_gain(P, probs, rbar, dist)`` does (to rounding).
+    rbar_pi : ndarray, shape (S,)
+        ``sum_{a: pi > 0} pi(a|s) rbar(s, a)``.
+
+    Notes
+    -----
+    One pass over ``P``: ``O(nnz(P))``.
+    """
+    probs = np.ascontiguousarray(probs, dtype=np.float64)
+    S, A = probs.shape
+    support = probs > 0
+    with np.errstate(invalid="ignore"):
+        rbar_pi = np.where(support, probs * np.broadcast_to(rbar, probs.shape), 0.0).sum(axis=1)
+    if sp.issparse(P):
+        rows, cols = np.nonzero(support)
+        weights = sp.csr_matrix((probs[rows, cols], (rows, rows * A + cols)), shape=(S, S * A))
+        M = sp.csr_matrix(weights @ sp.csr_matrix(P))
+        M.sum_duplicates()
+        M.eliminate_zeros()
+        M.sort_indices()
+        return M, rbar_pi
+    return _dense_markov(np.ascontiguousarray(P, dtype=np.float64), probs), rbar_pi
+
+
+def worthwhile(mdp):
+    """True when the compiled sweep pays for itself on this MDP.
+
+    Needs ``T * S * A >= MIN_WORK`` (below, loading the kernels costs more than the numpy
+    sweep) and, for sparse operators, at most ``MAX_ROW_NNZ`` stored entries per ``(s, a)`` row
+    on average: with wide rows scipy's CSR product beats the gather kernels and the extra
+    left-environment pass makes the compiled sweep slower than the numpy one
+    (``benchmarks/results/strategies.json``, ``density_sparse``).
+    """
+    if mdp.horizon * mdp.n_states * mdp.n_actions < MIN_WORK:
+        return False
+    P = mdp.transition_matrix(0)
+    return not sp.issparse(P) or P.nnz <= MAX_ROW_NNZ * P.shape[0]
+
+
+def _probabilities(site, n_actions):
+    site = np.asarray(site)
+    if site.ndim == 1:
+        probs = np.zeros((site.shape[0], n_actions))
+        probs[np.arange(site.shape[0]), site] = 1.0
+        return probs
+    return np.ascontiguousarray(site, dtype=np.float64)
+
+
+def _runs(keys, block):
+    """Split ``0..T-1`` into maximal runs of equal ``keys`` inside blocks of ``block`` sites,
+    grouped by block start."""
+    runs, start = {}, 0
+    for t in range(1, len(keys) + 1):
+        if t == len(keys) or keys[t] != keys[start] or t % block == 0:
+            runs.setdefault(start - start % block, []).append((start, t))
+            start = t
+    return runs
+
+
+def backward_argmax_sweep(mdp, sites, *, budget=None, with_history=True):
+    """One exact backward sweep (backward induction) with compiled kernels.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    sites : sequence of ndarray, length T
+        The initial policy sites (``(S,)`` int actions or ``(S, A)`` probabilities); they fix the
+        left environments and so the recorded objectives, not the result.
+    budget : int, optional
+        Bytes for cached left environments (default ``ENVIRONMENT_BUDGET``); beyond it they are
+        kept at ``sqrt(T)`` checkpoints and recomputed one block at a time.
+    with_history : bool, optional
+        ``False`` skips the left environments (the forward pass) and returns ``history=None``:
+        plain backward induction, one pass.
+
+    Returns
+    -------
+    actions : ndarray of small ints, shape (T, S)
+        The optimal deterministic policy (ties to the lowest action).
+    values : ndarray, shape (S,)
+        ``V_0 = E[G | s_0 = s]`` under it.
+    history : ndarray, shape (T,) or None
+        The objective after each site update, in sweep order (site ``T-1`` first).
+
+    Notes
+    -----
+    The same computation as :func:`tnmdp.sweep.sweep` with ``direction="backward"``, the argmax
+    solver, ``temperature = 0`` and no callback. Cost ``O(sum_t nnz(P_t))`` for the backups plus
+    one forward pass (two with checkpoints) of ``O(nnz(M_pi))`` per site for a policy site
+    shared along time, ``O(nnz(P_t))`` otherwise. Memory: the ``(T, S)`` small-int policy plus
+    ``min(T, sqrt(T) + 1)`` left environments (and ``sqrt(T)`` checkpoints).
+    """
+    T, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
+    gamma = float(mdp.discount)
+    budget = ENVIRONMENT_BUDGET if budget is None else budget
+    block = T if (T * S * 8 <= budget or not with_history) else math.isqrt(T) + 1
+    keep_all = block >= T
+    powers = gamma ** np.arange(T, dtype=np.float64) if gamma != 1.0 else np.ones(T)
+    time_rewards = mdp.rewards.shape[0] > 1
+    arrival = mdp.reward_kind() == "arrival"
+
+    rbar_cache, reward_cache, back_ops = {}, {}, {}
+
+    def rbar_of(t):
+        key = (id(mdp.transition_matrix(t)), t if time_rewards else -1)
+        if key not in rbar_cache:
+            rbar_cache[key] = np.ascontiguousarray(mdp.expected_reward(t), dtype=np.float64)
+        return rbar_cache[key]
+
+    def reward_of(t):
+        key = t if time_rewards else -1
+        if key not in reward_cache:
+            reward_cache[key] = (np.ascontiguousarray(mdp.reward_slice(t)[0, 0], dtype=np.float64)
+                                 if arrival else np.zeros(S))
+        return reward_cache[key]
+
+    def backward_op(t):
+        P = mdp.transition_matrix(t)
+        if id(P) not in back_ops:
+            back_ops[id(P)] = Operator(P)
+        return back_ops[id(P)]
+
+    # ---- forward pass: left environments of the initial policy
+    fwd_keys = [(id(mdp.transition_matrix(t)), id(sites[t]), t if time_rewards else -1)
+                for t in range(T)]
+    counts = {}
+    for key in fwd_keys:
+        counts[key] = counts.get(key, 0) + 1
+    prepared, transposed = {}, {}
+
+    def forward_args(t):
+        key = fwd_keys[t]
+        if key not in prepared:
+            P, probs, rbar = mdp.transition_matrix(t), _probabilities(sites[t], A), rbar_of(t)
+            if counts[key] > 2 and A > 1:  # shared along time: move with M_pi (A x fewer rows)
+                M, rbar_pi = markov_operator(P, probs, rbar)
+                args, probs, rbar = (Operator(M, transpose=True).args, np.ones((S, 1)),
+                                     rbar_pi[:, None].copy())
+            else:
+                if id(P) not in transposed:
+                    transposed[id(P)] = Operator(P, transpose=True).args
+                args = transposed[id(P)]
+            if counts[key] == 1 and len(prepared) > 64:
+                prepared.clear()
+            prepared[key] = (args, probs, rbar)
+        return prepared[key]
+
+    fwd_runs = _runs(fwd_keys, block)
+    accs = np.empty(T)
+    checkpoints = {}
+    dists = np.empty((min(block, T) if with_history else 0, S))
+    dist, acc = np.ascontiguousarray(mdp.initial, dtype=np.float64), 0.0
+    for b0 in range(0, T, block) if with_history else ():
+        checkpoints[b0] = dist
+        for start, stop in fwd_runs[b0]:
+            args, probs, rbar = forward_args(start)
+            dist, acc = _forward(*args, probs, rbar, dist, acc, powers[start:stop], keep_all,
+                                 dists[start:stop] if keep_all else dists[:0], accs[start:stop])
+
+    # ---- backward pass, block by block from the end
+    actions = np.empty((T, S), dtype=_small_int_dtype(A))
+    history = np.empty(T)
+    no_rbar = np.zeros((S, A))
+    v = np.ascontiguousarray(mdp.terminal_rewards, dtype=np.float64)
+    bwd_runs = _runs([(id(mdp.transition_matrix(t)), t if time_rewards else -1)
+                      for t in range(T)], block)
+    scratch = np.empty(0)
+    for b0 in reversed(range(0, T, block)):
+        if not keep_all:  # recompute this block's left environments from its checkpoint
+            dist = checkpoints[b0]
+            for start, stop in fwd_runs[b0]:
+                args, probs, rbar = forward_args(start)
+                if scratch.shape[0] < stop - start:
+                    scratch = np.empty(stop - start)
+                dist, _ = _forward(*args, probs, rbar, dist, 0.0, powers[start:stop], True,
+                                   dists[start - b0:stop - b0], scratch)
+        for start, stop in reversed(bwd_runs[b0]):
+            v = _backward(*backward_op(start).args, no_rbar if arrival else rbar_of(start),
+                          reward_of(start), arrival, gamma, v, dists[start - b0:stop - b0],
+                          accs[start:stop], powers[start:stop], actions[start:stop],
+                          history[start:stop])
+    return actions, v, history[::-1].copy() if with_history else None
