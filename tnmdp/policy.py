@@ -86,6 +86,18 @@ class Checkpoints:
         return sum(getattr(x, "nbytes", 0) for x in self._stored.values())
 
 
+def _rows_of(sites):
+    """The 2-d array whose rows, in order, are ``sites`` (views), or ``None``."""
+    base = sites[0].base
+    if base is None or base.ndim != 2 or base.shape[0] != len(sites):
+        return None
+    start, step = base.ctypes.data, base.strides[0]
+    for t, site in enumerate(sites):
+        if site.base is not base or site.ctypes.data != start + t * step:
+            return None
+    return base
+
+
 def _small_int_dtype(n_actions):
     return np.int8 if n_actions <= 127 else (np.int16 if n_actions <= 32767 else np.int32)
 
@@ -154,7 +166,11 @@ class Policy:
     def _from_sites(cls, sites, n_states, n_actions):
         """Compact storage of sweep output: all-int sites become one small-int array."""
         if all(site.ndim == 1 for site in sites):
-            return cls(np.stack(sites).astype(_small_int_dtype(n_actions)), n_states, n_actions)
+            dtype = _small_int_dtype(n_actions)
+            base = _rows_of(sites)
+            if base is not None and base.dtype == dtype:  # the rows of one (T, S) array: no copy
+                return cls(base, n_states, n_actions)
+            return cls(np.stack(sites).astype(dtype, copy=False), n_states, n_actions)
         return cls(list(sites), n_states, n_actions)
 
     # access --------------------------------------------------------------------------
