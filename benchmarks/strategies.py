@@ -245,6 +245,7 @@ def _plot(result, suffix):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (used for the minor tick formatter)
 
     sweeps = result["sweeps"]
     n = len(sweeps) + 1
@@ -259,6 +260,7 @@ def _plot(result, suffix):
             ax.loglog(x, [r["cpu"][method] for r in series["rows"]], "o-",
                       label=f"{method} (slope {slope:.2f})")
         ax.set_xlabel(label)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no overlapping labels
         ax.set_ylabel("CPU seconds")
         ax.set_title(name)
         ax.legend(fontsize=7)
