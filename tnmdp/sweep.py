@@ -149,7 +149,7 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
     -------
     SweepResult
     """
-    T, S = mdp.horizon, mdp.n_states
+    T = mdp.horizon
     ops = _Site(mdp, temperature, reference)
     sites = list(sites)
     order = {"backward": ["backward"], "forward": ["forward"],
@@ -174,41 +174,11 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
             right, plain, _ = _backward_closed_form_sweep(mdp, sites, history, temperature,
                                                           reference)
         elif how == "backward":
-            left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
-            v = mdp.terminal_rewards
-            u = v if temperature > 0 else None
-            store = Checkpoints(ops.right_step(sites), T, S * 8, False)
-            store.record(T, v)
-            for t in range(T - 1, -1, -1):
-                if u is None:
-                    q = backup(mdp, t, v)
-                else:
-                    qu = backup(mdp, t, np.column_stack([v, u]))
-                    q, qu = np.ascontiguousarray(qu[..., 0]), np.ascontiguousarray(qu[..., 1])
-                dist, acc = left[t]
-                sites[t], v = local.solve_with_value(q, dist, sites[t], ops.log_pi0(t),
-                                                     temperature)
-                if u is not None:  # plain expected return of the soft policy, same pass
-                    u = site_value(qu, sites[t], 0.0, 0.0)
-                store.record(t, v)
-                stop = _record(history, acc, mdp.discount ** t, dist, v, n_done - 1, how, t,
-                               sites[t], callback, bar)
-                if stop:
-                    break
-            right, plain = store, (v if u is None else u)
+            right, plain, stop = _backward_sweep(mdp, sites, local, ops, history,
+                                                 (n_done - 1, callback, bar))
         else:
-            right_env = _environments(ops.right_step(sites), mdp.terminal_rewards, T, S * 8, False)
-            left = (mdp.initial, 0.0)
-            for t in range(T):
-                q = backup(mdp, t, right_env[t + 1])
-                sites[t], v = local.solve_with_value(q, left[0], sites[t], ops.log_pi0(t),
-                                                     temperature)
-                stop = _record(history, left[1], mdp.discount ** t, left[0], v, n_done - 1, how,
-                               t, sites[t], callback, bar)
-                if stop:
-                    break
-                left = ops.advance(t, left, sites[t])
             right, plain = None, None
+            stop = _forward_sweep(mdp, sites, local, ops, history, (n_done - 1, callback, bar))
         if stop:
             status = 2
             break
@@ -222,9 +192,51 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
         last_end = end
     if bar is not None:
         bar.close()
-    if status != 0 and not stop and direction == "both" and n_done > 1:
-        status = 1
     return SweepResult(sites, np.asarray(history), n_done, status, right, plain, history[-1])
+
+
+def _backward_sweep(mdp, sites, local, ops, history, report):
+    """One backward sweep with any local solver; updates ``sites`` and ``history`` in place.
+
+    Returns ``(right, plain_values, stopped)``: the right environments of the new policy, its
+    ``E[G | s_0]`` (``None`` if a callback stopped the sweep) and whether one did.
+    """
+    T, S, temperature = mdp.horizon, mdp.n_states, ops.temperature
+    left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
+    v = mdp.terminal_rewards
+    u = v if temperature > 0 else None  # plain E[G] of a soft policy, in the same pass
+    store = Checkpoints(ops.right_step(sites), T, S * 8, False)
+    store.record(T, v)
+    for t in range(T - 1, -1, -1):
+        if u is None:
+            q = backup(mdp, t, v)
+        else:
+            both = backup(mdp, t, np.column_stack([v, u]))
+            q, qu = np.ascontiguousarray(both[..., 0]), np.ascontiguousarray(both[..., 1])
+        dist, acc = left[t]
+        sites[t], v = local.solve_with_value(q, dist, sites[t], ops.log_pi0(t), temperature)
+        if u is not None:
+            u = site_value(qu, sites[t], 0.0, 0.0)
+        store.record(t, v)
+        if _record(history, acc, mdp.discount ** t, dist, v, "backward", t, sites[t], report):
+            return store, None, True
+    return store, (v if u is None else u), False
+
+
+def _forward_sweep(mdp, sites, local, ops, history, report):
+    """One forward sweep; updates ``sites`` and ``history`` in place; True if stopped."""
+    T, S = mdp.horizon, mdp.n_states
+    right = _environments(ops.right_step(sites), mdp.terminal_rewards, T, S * 8, False)
+    left = (mdp.initial, 0.0)
+    for t in range(T):
+        q = backup(mdp, t, right[t + 1])
+        sites[t], v = local.solve_with_value(q, left[0], sites[t], ops.log_pi0(t),
+                                             ops.temperature)
+        if _record(history, left[1], mdp.discount ** t, left[0], v, "forward", t, sites[t],
+                   report):
+            return True
+        left = ops.advance(t, left, sites[t])
+    return False
 
 
 # FAST PATH ----------------------------------------------------------------------------------
@@ -334,7 +346,9 @@ def _weighted_sum(weights, values):
     return float(weights @ values)
 
 
-def _record(history, acc, discount, dist, v, sweep_no, how, t, site, callback, bar):
+def _record(history, acc, discount, dist, v, how, t, site, report):
+    """Append the objective after updating site ``t``; True if the callback asks to stop."""
+    sweep_no, callback, bar = report
     obj = acc + discount * _weighted_sum(dist, v)
     history.append(obj)
     if bar is not None:
