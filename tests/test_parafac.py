@@ -17,6 +17,9 @@ POLICIES = {
     "softmax-A3": dict(n_actions=3, kind="softmax"),
     "gaussian-A1": dict(n_actions=1, kind="gaussian", log_std_init=0.3),
     "gaussian-A2": dict(n_actions=2, kind="gaussian", log_std_init=-0.2),
+    # bounds inside the spread of the means, so samples land inside and on both bounds
+    "clipped-A2": dict(n_actions=2, kind="gaussian", log_std_init=-0.2,
+                       action_bounds=([-0.4, -0.6], [0.5, 0.3])),
 }
 
 
@@ -110,6 +113,36 @@ def test_gaussian_log_std_score_is_zero_when_clamped():
     policy = ParafacPolicy((3,), 1, 2, "gaussian", rng=0, log_std_init=-4.0)
     score = policy.score(np.array([[0], [2]]), np.array([0.5, -0.5]))
     np.testing.assert_array_equal(score.log_std, 0.0)
+
+
+def test_gaussian_log_std_score_flows_at_the_bound():
+    # as torch.clamp: the bound itself is inside, so log sigma can leave an initial bound
+    policy = ParafacPolicy((3,), 1, 2, "gaussian", rng=0, log_std_bounds=(-2.5, 0.0))
+    score = policy.score(np.array([[0], [2]]), np.array([0.05, -0.05]))
+    assert (score.log_std < 0).all()
+
+
+def test_clipped_gaussian_samples_bounds_and_tail_mass():
+    policy = ParafacPolicy((2,), 1, 1, "gaussian", rng=0, log_std_init=np.log(0.5),
+                           action_bounds=(-1.0, 0.2))
+    policy.factors[0][:] = [[0.0], [0.5]]
+    states = np.repeat([[0], [1]], 20000, axis=0)
+    actions = policy.sample(states, rng=1)[:, 0]
+    assert actions.min() == -1.0 and actions.max() == 0.2
+    for cell in (0, 1):
+        draws = actions[states[:, 0] == cell]
+        for bound in (-1.0, 0.2):
+            mass = np.exp(policy.log_prob([[cell]], [bound])[0])
+            frequency = np.mean(draws == bound)
+            # Monte Carlo: 20,000 draws, 5 standard errors
+            assert abs(frequency - mass) < 5 * np.sqrt(mass * (1 - mass) / draws.size) + 1e-12
+
+
+def test_clipped_gaussian_validation():
+    with pytest.raises(ValueError, match="action_bounds needs kind='gaussian'"):
+        ParafacPolicy((3,), 2, 2, "softmax", action_bounds=(-1, 1))
+    with pytest.raises(ValueError, match="action_bounds must be finite with low < high"):
+        ParafacPolicy((3,), 1, 2, "gaussian", action_bounds=(1, -1))
 
 
 def test_critic_gradient_matches_finite_differences():
@@ -314,6 +347,29 @@ def test_gym_pendulum_runs():
     result = parafac_learn.ptlrpo(policy, env, n_updates=2, episodes_per_update=3, rng=0)
     assert result.exact_returns is None and result.final_exact_return is None
     assert result.returns.shape == (2,) and (result.returns < 0).all()
+
+
+def test_gym_episode_length_replaces_the_time_limit():
+    pytest.importorskip("gymnasium")
+    env = parafac_learn.GymEnvironment(max_steps=230)  # Pendulum-v1 registers 200
+    policy = ParafacPolicy(env.mode_sizes, 1, 2, "gaussian", rng=0, action_bounds=(-2, 2))
+    batch = _rollout(env, policy, 2, np.random.default_rng(0))
+    assert batch.alive.shape == (2, 230) and batch.alive.all()
+    with pytest.raises(TypeError, match="pass the episode length as max_steps"):
+        parafac_learn.GymEnvironment(max_episode_steps=10)
+    with pytest.raises(ValueError, match="max_steps must be a positive int, got 0"):
+        parafac_learn.GymEnvironment(max_steps=0)
+
+
+def test_learning_keeps_log_std_within_bounds():
+    pytest.importorskip("gymnasium")
+    env = parafac_learn.GymEnvironment(max_steps=20)
+    policy = ParafacPolicy(env.mode_sizes, 1, 2, "gaussian", rng=0, log_std_bounds=(-0.1, 0.0))
+    seen = []
+    parafac_learn.tlrpg(policy, env, n_updates=6, episodes_per_update=3, lr=0.5, rng=0,
+                        callback=lambda update, pol, ret, exact: seen.append(pol.log_std[0]))
+    assert all(-0.1 <= value <= 0.0 for value in seen)
+    assert len(set(seen)) > 1  # it moved, and was projected back onto the bounds
 
 
 # ---------------------------------------------------------------------------------- exact gradient

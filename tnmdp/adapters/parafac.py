@@ -15,7 +15,10 @@ tensor ``Theta[i_0, ..., i_{D-1}, a]`` held in PARAFAC form::
 * ``kind="gaussian"``: ``pi(.|s) = N(mu(s), diag(sigma^2))`` with ``mu_a(s) = Theta[i(s), a]``
   over an ``A``-dimensional continuous action; for ``A = 1`` the action factor ``W`` is fixed to
   ones (as in the authors' code) and ``log sigma`` is one learned number per action dimension,
-  clamped to ``log_std_bounds``.
+  clamped to ``log_std_bounds`` (its score passes at the bounds themselves, as ``torch.clamp``'s
+  gradient does). With ``action_bounds`` the policy is the clipped Gaussian
+  ``clip(N(mu, sigma^2), low, high)`` and its score that of the clipped action (a deviation from
+  the authors, who score the unclipped draw; off by default).
 
 The critic is the same model with one output and no action factor:
 ``V(s) = sum_k prod_d H_d[i_d, k]``.
@@ -38,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
+import scipy.special
 
 from ..model import _check_int, as_rng
 
@@ -349,7 +353,14 @@ class ParafacPolicy:
     log_std_init : float, optional
         Gaussian: initial ``log sigma``. Default 0.
     log_std_bounds : (float, float), optional
-        Gaussian: clamp of ``log sigma``. Default ``(-2.5, 1.0)``.
+        Gaussian: clamp of ``log sigma``. Default ``(-2.5, 1.0)``; the authors' Pendulum runs use
+        ``(-2.5, 0.0)`` with ``log_std_init=0``.
+    action_bounds : (array_like, array_like), optional
+        Gaussian: ``(low, high)``, each of shape ``(A,)`` or scalar. When given, the policy is
+        the *clipped* Gaussian ``a = clip(x, low, high)``, ``x ~ N(mu, sigma^2)``: :meth:`sample`
+        returns clipped actions and :meth:`log_prob` / :meth:`score` use its mixed density (the
+        normal density inside, the tail mass ``Phi`` at a bound; Fujita & Maeda, "Clipped
+        action policy gradient", ICML 2018). Default None: the unclipped Gaussian.
 
     Attributes
     ----------
@@ -365,7 +376,7 @@ class ParafacPolicy:
     """
 
     def __init__(self, mode_sizes, n_actions, rank, kind="softmax", *, rng=None, init_scale=0.1,
-                 log_std_init=0.0, log_std_bounds=(-2.5, 1.0)):
+                 log_std_init=0.0, log_std_bounds=(-2.5, 1.0), action_bounds=None):
         if kind not in _KINDS:
             raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
         self.kind = kind
@@ -380,6 +391,17 @@ class ParafacPolicy:
                 raise ValueError(f"log_std_bounds must be increasing, got {log_std_bounds!r}")
             self.log_std_bounds = (lo, hi)
             self.log_std = np.full(self.n_actions, float(log_std_init))
+        self.action_bounds = None
+        if action_bounds is not None:
+            if kind != "gaussian":
+                raise ValueError("action_bounds needs kind='gaussian'")
+            low, high = (np.broadcast_to(np.asarray(b, dtype=float), (self.n_actions,)).copy()
+                         for b in action_bounds)
+            if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and
+                    np.all(low < high)):
+                raise ValueError(f"action_bounds must be finite with low < high, got "
+                                 f"{action_bounds!r}")
+            self.action_bounds = (low, high)
 
     def __repr__(self):
         return (f"ParafacPolicy(mode_sizes={self.mode_sizes}, n_actions={self.n_actions}, "
@@ -470,10 +492,24 @@ class ParafacPolicy:
             return logp_all[np.arange(n), act], u, None
         sigma = self._sigma()
         z = (act - out) / sigma
-        logp = (-0.5 * z ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)).sum(axis=1)
+        logp = -0.5 * z ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
+        d_mean, d_log_std = z / sigma, z ** 2 - 1.0
+        if self.action_bounds is not None:
+            # at a bound the probability is a tail mass: log Phi(t), t = -z at low, z at high
+            low, high = self.action_bounds
+            at_low, at_high = act <= low, act >= high
+            tail = np.where(at_low, -1.0, 1.0) * (out - np.where(at_low, low, high)) / sigma
+            log_mass = scipy.special.log_ndtr(tail)
+            # d log Phi(t) / dt = phi(t) / Phi(t), computed in logs for large |t|
+            hazard = np.exp(-0.5 * tail ** 2 - 0.5 * np.log(2 * np.pi) - log_mass)
+            sign = np.where(at_low, -1.0, 1.0)
+            clipped = at_low | at_high
+            logp = np.where(clipped, log_mass, logp)
+            d_mean = np.where(clipped, sign * hazard / sigma, d_mean)
+            d_log_std = np.where(clipped, -tail * hazard, d_log_std)
         lo, hi = self.log_std_bounds
-        free = (self.log_std > lo) & (self.log_std < hi)
-        return logp, z / sigma, (z ** 2 - 1.0) * free
+        free = (self.log_std >= lo) & (self.log_std <= hi)
+        return logp.sum(axis=1), d_mean, d_log_std * free
 
     def log_prob(self, states, actions):
         """``log pi(a_n | s_n)``, shape (n,).
@@ -496,7 +532,10 @@ class ParafacPolicy:
             cum = np.cumsum(np.exp(_log_softmax(out)), axis=1)
             draws = rng.random((out.shape[0], 1)) * cum[:, -1:]
             return np.minimum((draws > cum).sum(axis=1), self.n_actions - 1)
-        return out + self._sigma() * rng.standard_normal(out.shape)
+        draw = out + self._sigma() * rng.standard_normal(out.shape)
+        if self.action_bounds is not None:
+            draw = np.clip(draw, *self.action_bounds)
+        return draw
 
     def score(self, states, actions):
         """Factorised score functions of a batch (see :class:`ParafacScore`)."""
@@ -537,7 +576,7 @@ class ParafacPolicy:
             h = p * dout - p * (p * dout).sum(axis=1, keepdims=True)
             return cp._vjp(states, h, snapshot["prod"], snapshot["loo"]) / n
         lo, hi = self.log_std_bounds
-        free = (self.log_std > lo) & (self.log_std < hi)
+        free = (self.log_std >= lo) & (self.log_std <= hi)
         h = dout / np.exp(2 * snapshot["log_sigma"])
         fv = cp._vjp(states, h, snapshot["prod"], snapshot["loo"]) / n
         return np.concatenate([fv, 2.0 * vector[nf:] * free])

@@ -20,9 +20,22 @@ recorded by tensor-network contraction (``tnmdp.evaluate``), so learning curves 
 Carlo noise and compare directly with ``tnmdp.solve``. gymnasium environments (e.g.
 Pendulum-v1) are reached through a :class:`~tnmdp.adapters.parafac.Discretiser`.
 
+Episode length. The authors' trainer (``src/train.py``) ignores gymnasium's ``truncated`` flag
+and stops an episode only after ``max_steps=1000`` steps, so their Pendulum-v1 episodes are 1,000
+steps long, not the registered 200, and their returns are 1,000-step sums (a good policy pays for
+the swing-up and then little more, so the -200 .. -300 band is comparable with 200-step returns,
+but each episode carries five times the data). :class:`GymEnvironment` makes the episode length
+explicit: ``max_steps`` replaces the registered time limit.
+
 Deviations from the authors' code: logits are not clamped; updates fire after a fixed number of
-whole episodes rather than 10,000 transitions; the TRTLRPO Fisher matrix is the exact Hessian of
-the mean KL (closed form for softmax and Gaussian), not the empirical score outer product.
+whole episodes rather than 10,000 transitions (the same thing for 1,000-step episodes and 10
+episodes per update); the TRTLRPO Fisher matrix is the exact Hessian of the mean KL (closed form
+for softmax and Gaussian), not the empirical score outer product; the actor's factors are updated
+jointly, not block by block (the authors' ``bcd`` option); ``log sigma`` is projected onto its
+bounds after every step (the authors' ``torch.clamp`` lets it leave them and then passes no
+gradient, so it can stay stuck at a bound); optionally (``ParafacPolicy(action_bounds=...)``)
+the score is that of the clipped Gaussian the environment actually applies (Fujita & Maeda 2018)
+instead of the unclipped draw's.
 """
 
 from __future__ import annotations
@@ -130,7 +143,9 @@ class GymEnvironment:
         Default for Pendulum-v1: the authors' 10 x 10 x 10 grid over
         ``(cos theta, sin theta, theta_dot)`` in ``[-1, 1]^2 x [-5, 5]``.
     max_steps : int, optional
-        Episode length cap (Pendulum-v1: 200).
+        Episode length, passed to ``gymnasium.make`` as ``max_episode_steps`` (it replaces the
+        registered time limit, e.g. Pendulum-v1's 200). Default: the registered limit. The
+        authors' Pendulum experiments run 1,000-step episodes.
     discount : float, optional
         Default learning discount; sampled returns are reported undiscounted.
     **make_kwargs
@@ -139,10 +154,11 @@ class GymEnvironment:
     Notes
     -----
     Continuous actions are clipped to the action space before ``env.step``; the policy's score
-    uses the unclipped draw.
+    uses the unclipped draw. An episode ends when gymnasium reports ``terminated`` or
+    ``truncated``.
     """
 
-    def __init__(self, env_id="Pendulum-v1", discretiser=None, *, max_steps=200, discount=0.99,
+    def __init__(self, env_id="Pendulum-v1", discretiser=None, *, max_steps=None, discount=0.99,
                  **make_kwargs):
         if discretiser is None:
             if env_id != "Pendulum-v1":
@@ -150,7 +166,19 @@ class GymEnvironment:
             discretiser = Discretiser([-1, -1, -5], [1, 1, 5], [10, 10, 10])
         if not isinstance(discretiser, Discretiser):
             raise TypeError(f"discretiser must be a Discretiser, not {type(discretiser).__name__}")
-        self.env_id, self.discretiser, self.make_kwargs = env_id, discretiser, make_kwargs
+        if "max_episode_steps" in make_kwargs:
+            raise TypeError("pass the episode length as max_steps, not max_episode_steps")
+        if max_steps is None:
+            import gymnasium
+
+            max_steps = gymnasium.spec(env_id).max_episode_steps
+            if max_steps is None:
+                raise ValueError(f"{env_id!r} registers no time limit; pass max_steps")
+        if isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral) \
+                or max_steps < 1:
+            raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+        self.env_id, self.discretiser = env_id, discretiser
+        self.make_kwargs = dict(make_kwargs, max_episode_steps=int(max_steps))
         self.mode_sizes = discretiser.sizes
         self.max_steps = int(max_steps)
         self.discount = float(discount)
@@ -173,7 +201,9 @@ class GymEnvironment:
         """Step every running copy; returns ``(states (n, D), rewards (n,), done (n,))``."""
         n = self._idx.shape[0]
         rewards = np.zeros(n)
-        for i in np.flatnonzero(~self._done):
+        running = np.flatnonzero(~self._done)
+        observations = []
+        for i in running:
             env = self._envs[i]
             space = env.action_space
             action = actions[i]
@@ -181,8 +211,10 @@ class GymEnvironment:
                 action = np.clip(action, space.low, space.high).astype(space.dtype)
             obs, r, terminated, truncated, _ = env.step(action)
             rewards[i] = r
-            self._idx[i] = self.discretiser(np.asarray(obs))
+            observations.append(obs)
             self._done[i] = terminated or truncated
+        if running.size:
+            self._idx[running] = self.discretiser(np.asarray(observations))
         return self._idx.copy(), rewards, self._done.copy()
 
     def exact_return(self, policy):
@@ -343,7 +375,7 @@ def _trust_region_step(policy, states, actions, adv, opts):
     expected = grad @ full_step
     for j in range(opts["backtracks"]):
         frac = 0.5 ** j
-        policy.params = old_params + frac * full_step
+        _set_params(policy, old_params + frac * full_step)
         ratio = np.exp(np.minimum(policy.log_prob(states, actions) - old_logp, 20.0))
         improvement = float(np.mean((ratio - 1.0) * adv))
         kl = policy.kl_from(snapshot, states)
@@ -351,6 +383,17 @@ def _trust_region_step(policy, states, actions, adv, opts):
             return kl
     policy.params = old_params
     return 0.0
+
+
+def _set_params(policy, vec):
+    """Set the policy parameters, projecting ``log sigma`` onto its bounds.
+
+    The clamp in the log-density has zero gradient outside the bounds, so an unprojected
+    ``log sigma`` that overshoots a bound would stay there for good.
+    """
+    policy.params = vec
+    if policy.log_std is not None:
+        policy.log_std = np.clip(policy.log_std, *policy.log_std_bounds)
 
 
 def _adam_step(policy, optimizer, states, actions, adv, old_logp, clip):
@@ -362,7 +405,7 @@ def _adam_step(policy, optimizer, states, actions, adv, old_logp, clip):
         ratio = np.exp(np.minimum(policy.log_prob(states, actions) - old_logp, 20.0))
         active = np.where(adv > 0, ratio < 1 + clip, ratio > 1 - clip)
         weights = ratio * adv * active
-    policy.params = policy.params + optimizer.step(score.weighted_sum(weights) / adv.size)
+    _set_params(policy, policy.params + optimizer.step(score.weighted_sum(weights) / adv.size))
 
 
 def _learn(algorithm, policy, env, critic, *, n_updates, episodes_per_update, gamma, lam, lr,
