@@ -211,3 +211,150 @@ def test_hard_walk_with_neg_inf():
     np.testing.assert_array_equal(np.isneginf(values), np.isneginf(ref.values))
     finite = np.isfinite(ref.values)
     np.testing.assert_allclose(values[finite], ref.values[finite], rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- soft (tau > 0)
+from tnmdp import sweep as sweep_module  # noqa: E402
+from tnmdp.evaluate import policy_values  # noqa: E402
+from tnmdp.policy import Policy, SoftPolicy  # noqa: E402
+from tnmdp.reference import soft_backward_induction  # noqa: E402
+
+#: exp/log and the order of the action sums differ between the compiled and numpy kernels by a
+#: few ulp, amplified by |log pi| <= ~50 here: 1e-12 relative, with 1e-12 absolute for values
+#: that cancel to about 0.
+SOFT_TOL = dict(rtol=1e-12, atol=1e-12)
+
+
+def reference_policy(mdp, seed, zeros=False):
+    """A random full-support reference (or one with zeros, but never a zero row)."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(mdp.n_actions), size=(mdp.horizon, mdp.n_states))
+    if zeros:
+        probs[rng.random(probs.shape) < 0.2] = 0.0
+        probs[..., 0] += probs.sum(axis=2) == 0
+        probs /= probs.sum(axis=2, keepdims=True)
+    return Policy.from_array(probs)
+
+
+def numpy_soft(mdp, tau, reference, monkeypatch, history=None):
+    """The numpy closed-form soft backward sweep (compiled kernels switched off)."""
+    with monkeypatch.context() as m:
+        m.setattr(sweep_module, "_fast_kernels", lambda mdp: None)
+        return sweep_module._backward_closed_form_sweep(
+            mdp, uniform_sites(mdp), history, tau, reference, keep_sites=False)
+
+
+def assert_values_close(actual, expected):
+    np.testing.assert_array_equal(np.isneginf(actual), np.isneginf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(actual[finite], expected[finite], **SOFT_TOL)
+
+
+def check_soft(mdp, tau, reference, monkeypatch, budget=None):
+    store, plain, history = fast.backward_soft_sweep(mdp, tau, reference, budget=budget)
+    np_store, np_plain, np_v0 = numpy_soft(mdp, tau, reference, monkeypatch)
+    value, v0, policy = soft_backward_induction(
+        mdp, tau, None if reference is None else np.asarray(reference))
+    assert history is None
+    for t in range(mdp.horizon + 1):
+        assert_values_close(store[t], np_store[t])
+    assert_values_close(store[0], v0)
+    assert_values_close(plain, np_plain)
+    backups = fast.SoftBackup(mdp, tau, reference)
+    sites = np.stack([backups.site(t, store[t + 1]) for t in range(mdp.horizon)])
+    np.testing.assert_allclose(sites, policy, **SOFT_TOL)
+    np.testing.assert_allclose(np.asarray(SoftPolicy(mdp, store, tau, reference)), policy,
+                               **SOFT_TOL)
+    # E[G | s0] of the soft policy, by plain policy evaluation
+    assert_values_close(plain, policy_values(mdp, Policy.from_array(policy)))
+    return store
+
+
+@pytest.mark.parametrize("reference", ["uniform", "random", "zeros"])
+@pytest.mark.parametrize("discount", [1.0, 0.75])
+@pytest.mark.parametrize("stationary", [True, False], ids=["stationary", "time-dependent"])
+@pytest.mark.parametrize("sparse", [True, False], ids=["csr", "dense"])
+@pytest.mark.parametrize("reward_form", FORMS)
+def test_soft_sweep_matches_numpy_and_reference(reward_form, sparse, stationary, discount,
+                                                reference, monkeypatch):
+    mdp = dyadic_mdp(7, sparse=sparse, stationary=stationary, reward_form=reward_form,
+                     discount=discount)
+    ref = {"uniform": None, "random": reference_policy(mdp, 1),
+           "zeros": reference_policy(mdp, 2, zeros=True)}[reference]
+    for budget in (None, 300):  # all soft values kept, or sqrt(T) checkpoints
+        check_soft(mdp, 0.7, ref, monkeypatch, budget=budget)
+
+
+@pytest.mark.parametrize("n_actions", [2, 3])
+@pytest.mark.parametrize("sparse", [True, False], ids=["csr", "dense"])
+def test_soft_sweep_dead_states_and_temperatures(sparse, n_actions, monkeypatch):
+    mdp = dyadic_mdp(3, n_actions=n_actions, sparse=sparse, reward_form="arrival")
+    terminal = mdp.terminal_rewards.copy()
+    terminal[1::2] = -np.inf  # many states cannot avoid -inf: V = -inf, pi = pi0 there
+    P = mdp.transition_matrix(0)
+    P = P if sp.issparse(P) else P.reshape(mdp.n_states, n_actions, mdp.n_states)
+    mdp = tnmdp.FiniteMDP(P, mdp.rewards, mdp.horizon, 0, terminal_rewards=terminal)
+    for tau in (1.0, 0.3, 5.0):
+        store = check_soft(mdp, tau, None, monkeypatch)
+        assert np.isneginf(store[0]).any()
+
+
+def test_soft_history_matches_numpy(monkeypatch):
+    mdp = dyadic_mdp(5, reward_form="full", discount=0.9, neg_inf=False)
+    ref = reference_policy(mdp, 4)
+    expected = []
+    numpy_soft(mdp, 0.5, ref, monkeypatch, history=expected)
+    got = []
+    with monkeypatch.context() as m:  # the compiled sweep even for this small problem
+        m.setattr(sweep_module, "_fast_kernels", lambda mdp: fast)
+        sweep_module._backward_closed_form_sweep(mdp, uniform_sites(mdp), got, 0.5, ref,
+                                                 keep_sites=False)
+    np.testing.assert_allclose(got, expected, **SOFT_TOL)
+
+
+@pytest.mark.parametrize("case", ["excursion", "noisy-reference", "random-sparse"])
+def test_soft_solve_takes_compiled_path(case, monkeypatch):
+    """Problems large enough for the compiled path: solve and SoftPolicy sites against the
+    numpy path and soft backward induction."""
+    if case == "random-sparse":
+        mdp = random_mdp(11, n_states=200, n_actions=3, horizon=250, sparse=True,
+                         density=0.02, reward_form="sa", discount=0.99)
+        ref = None
+    else:
+        mdp = tnmdp.models.excursion(300, hard=True, noise=0.1 if case != "excursion" else 0.0)
+        ref = reference_policy(mdp, 9) if case == "noisy-reference" else None
+    assert fast.worthwhile(mdp)
+    sol = tnmdp.solve(mdp, temperature=1.0, reference_policy=ref)
+    assert sol.policy._sites._compiled is not None
+    with monkeypatch.context() as m:
+        m.setattr(sweep_module, "_fast_kernels", lambda mdp: None)
+        slow = tnmdp.solve(mdp, temperature=1.0, reference_policy=ref)
+    value, v0, policy = soft_backward_induction(mdp, 1.0, None if ref is None else np.asarray(ref))
+    assert sol.soft_value == pytest.approx(slow.soft_value, rel=1e-12, abs=1e-12)
+    assert sol.soft_value == pytest.approx(value, rel=1e-12, abs=1e-12)
+    assert_values_close(sol.values, slow.values)
+    assert_values_close(sol.policy.values[0], v0)
+    np.testing.assert_allclose(np.asarray(sol.policy), policy, **SOFT_TOL)
+    np.testing.assert_allclose(np.asarray(sol.policy), np.asarray(slow.policy), **SOFT_TOL)
+    np.testing.assert_allclose(sol.history, slow.history, **SOFT_TOL)
+
+
+def test_soft_solution_is_small():
+    """The Solution of a T = 2000 soft excursion holds little beyond its soft values."""
+    import gc
+    import tracemalloc
+
+    mdp = tnmdp.models.excursion(2000, hard=True)
+    tnmdp.solve(mdp, temperature=1.0)  # compile and warm caches outside the measurement
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        sol = tnmdp.solve(mdp, temperature=1.0)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert isinstance(sol.policy, SoftPolicy)
+    assert 0 < sol.policy.nbytes < 16 * mdp.n_states * 8 * 2 * np.sqrt(mdp.horizon)
+    assert held < 2 * sol.policy.nbytes

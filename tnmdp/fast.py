@@ -23,6 +23,14 @@ Two further savings, both exact:
   block at a time (one extra forward pass), and the policy is written straight into a
   ``(T, S)`` small-int array, so a ``T = 10^4``, ``S = 20001`` walk stays well under 1 GB.
 
+The soft (KL-regularised, ``tau > 0``) backward sweep is fused the same way
+(:func:`backward_soft_sweep`): per site both backups -- ``Q`` from the soft values and ``Qu``
+from the plain values -- in one pass over ``P``, the log-sum-exp over actions with
+``log pi0`` (``-inf`` safe, dead states fall back to ``pi0`` as
+:func:`tnmdp.kernels.soft_backup` does), ``V_t``, ``u_t = E[G_t | s_t]``, and ``V_t``
+written straight into the checkpoint rows; :class:`SoftBackup` recomputes one policy site or
+one soft-value step for :class:`tnmdp.policy.SoftPolicy`.
+
 Exactness: the backup adds ``P`` entries in the order scipy's CSR product does and breaks ties
 to the lowest action, so the policy equals :func:`tnmdp.reference.backward_induction`'s wherever
 the reference's ties are exact; ``-inf`` rewards are safe (a CSR matrix stores no zeros, and the
@@ -44,11 +52,16 @@ import scipy.sparse as sp
 from numba import njit
 
 __all__ = ["Operator", "backup_argmax", "propagate_gain", "markov_operator", "worthwhile",
-           "backward_argmax_sweep"]
+           "backward_argmax_sweep", "SoftBackup", "backward_soft_sweep"]
 
 #: Bytes the cached left environments may use before switching to sqrt(T) checkpoints.
 ENVIRONMENT_BUDGET = 128 * 2**20
 
+
+#: Bytes the soft values of a compiled soft sweep may use before they are kept at ``sqrt(T)``
+#: checkpoints: writing fresh pages costs about as much as the sweep itself (64 MB: ~20 ms,
+#: the whole T = 2000 excursion sweep ~35 ms), and a compiled block recomputation is cheap.
+SOFT_VALUES_BUDGET = 8 * 2**20
 
 #: Below this many state-action-site updates (``T * S * A``) the numpy sweep is as fast and
 #: needs no compilation: :func:`worthwhile` says no.
@@ -547,3 +560,346 @@ def backward_argmax_sweep(mdp, sites, *, budget=None, with_history=True):
                           accs[start:stop], powers[start:stop], actions[start:stop],
                           history[start:stop])
     return actions, v, history[::-1].copy() if with_history else None
+
+
+# ---------------------------------------------------------------------------------- soft sweep
+@njit(cache=True, nogil=True)
+def _soft_rows(q, qu, log_pi0, pi0, tau, v, u, probs):
+    """The soft maximum of :func:`tnmdp.kernels.soft_backup`, row by row, and the plain return.
+
+    ``V[s] = tau logsumexp_a(log pi0(a|s) + Q(s,a)/tau)``, ``pi(a|s) = exp(z_a - max z) /
+    sum_b exp(z_b - max z)`` with ``z = log pi0 + Q/tau`` (equal to the numpy kernel's
+    ``exp(z - V/tau)`` to a few ulp times ``|z - V/tau|``) and
+    ``u[s] = sum_{a: pi > 0} pi(a|s) Qu(s,a)``. A dead row (every ``z`` is ``-inf``) gets
+    ``V = -inf`` and ``pi = pi0``. ``log_pi0`` and ``pi0`` have one row (shared by all states)
+    or ``S``; ``probs`` receives ``pi`` unless it has no rows. One exponential per action with
+    ``z`` finite and below the maximum, one logarithm per state with two or more such actions.
+    """
+    n_states = v.shape[0]
+    n_actions = log_pi0.shape[1]
+    shared = log_pi0.shape[0] == 1
+    write = probs.shape[0] > 0
+    unit = tau == 1.0  # q / 1.0 is q: skip the divisions
+    if n_actions == 2:  # walks: scalars only, 5x faster on dead rows
+        _soft_rows_2(q, qu, log_pi0, pi0, tau, unit, v, u, probs)
+        return
+    e = np.empty(n_actions)
+    for s in range(n_states):
+        row = 0 if shared else s
+        base = s * n_actions
+        zmax = -np.inf
+        for a in range(n_actions):
+            za = (q[base + a] if unit else q[base + a] / tau) + log_pi0[row, a]
+            e[a] = za
+            zmax = za if za > zmax else zmax
+        acc = 0.0
+        if zmax == -np.inf:
+            v[s] = -np.inf
+            for a in range(n_actions):
+                pa = pi0[row, a]
+                e[a] = pa
+                acc += pa * qu[base + a] if pa > 0.0 else 0.0
+        else:
+            total = 0.0
+            for a in range(n_actions):
+                d = e[a] - zmax
+                d = 1.0 if d == 0.0 else (0.0 if d == -np.inf else math.exp(d))
+                e[a] = d
+                total += d
+            v[s] = tau * (zmax if total == 1.0 else zmax + math.log(total))
+            for a in range(n_actions):
+                pa = e[a] / total if total != 1.0 else e[a]
+                e[a] = pa
+                acc += pa * qu[base + a] if pa > 0.0 else 0.0
+        u[s] = acc
+        if write:
+            for a in range(n_actions):
+                probs[s, a] = e[a]
+
+
+@njit(cache=True, nogil=True)
+def _soft_rows_2(q, qu, log_pi0, pi0, tau, unit, v, u, probs):
+    """:func:`_soft_rows` for two actions, the same operations in the same order."""
+    shared = log_pi0.shape[0] == 1
+    write = probs.shape[0] > 0
+    l0, l1, r0, r1 = log_pi0[0, 0], log_pi0[0, 1], pi0[0, 0], pi0[0, 1]  # held in registers
+    for s in range(v.shape[0]):
+        if not shared:
+            l0, l1, r0, r1 = log_pi0[s, 0], log_pi0[s, 1], pi0[s, 0], pi0[s, 1]
+        q0, q1 = q[2 * s], q[2 * s + 1]
+        z0 = (q0 if unit else q0 / tau) + l0
+        z1 = (q1 if unit else q1 / tau) + l1
+        zmax = z1 if z1 > z0 else z0
+        if zmax == -np.inf:
+            v[s] = -np.inf
+            p0, p1 = r0, r1
+        else:
+            d0, d1 = z0 - zmax, z1 - zmax
+            p0 = 1.0 if d0 == 0.0 else (0.0 if d0 == -np.inf else math.exp(d0))
+            p1 = 1.0 if d1 == 0.0 else (0.0 if d1 == -np.inf else math.exp(d1))
+            total = p0 + p1
+            if total == 1.0:
+                v[s] = tau * zmax
+            else:
+                v[s] = tau * (zmax + math.log(total))
+                p0, p1 = p0 / total, p1 / total
+        acc = p0 * qu[2 * s] if p0 > 0.0 else 0.0
+        acc += p1 * qu[2 * s + 1] if p1 > 0.0 else 0.0
+        u[s] = acc
+        if write:
+            probs[s, 0], probs[s, 1] = p0, p1
+
+
+@njit(cache=True, nogil=True)
+def _product_pair(kind, indptr, cols, vals, x, y, qx, qy):
+    """``qx = M x`` and ``qy = M y`` (as :func:`_product`), sparse rows read once."""
+    if kind == 0:
+        n = qx.shape[0]
+        c0, v0 = cols[0], vals[0]
+        for i in range(n):
+            c, w = c0[i], v0[i]
+            qx[i] = w * x[c]
+            qy[i] = w * y[c]
+        for j in range(1, cols.shape[0]):
+            cj, vj = cols[j], vals[j]
+            for i in range(n):
+                c, w = cj[i], vj[i]
+                qx[i] += w * x[c]
+                qy[i] += w * y[c]
+    elif kind == 1:
+        c, d = cols[0], vals[0]
+        for i in range(qx.shape[0]):
+            ax = 0.0
+            ay = 0.0
+            for p in range(indptr[i], indptr[i + 1]):
+                ax += d[p] * x[c[p]]
+                ay += d[p] * y[c[p]]
+            qx[i] = ax
+            qy[i] = ay
+    else:
+        _product(kind, indptr, cols, vals, x, qx)
+        _product(kind, indptr, cols, vals, y, qy)
+
+
+@njit(cache=True, nogil=True)
+def _soft_backward(kind, indptr, cols, vals, rbar, reward, arrival, gamma, tau, log_pi0, pi0,
+                   v, u, first, stride, kept, dists, accs, powers, history, probs):
+    """Soft backward induction over ``len(powers)`` sites ``first, first + 1, ...`` sharing one
+    operator, reward and reference site, last first.
+
+    Both backups -- ``Q`` from the soft values ``V`` and ``Qu`` from the plain values ``u`` --
+    are formed as :func:`_backward` forms ``Q`` (``P (reward + gamma x)`` when ``arrival``, else
+    ``rbar + gamma P x``), then :func:`_soft_rows` gives the new ``V`` and ``u``. ``V_t`` is
+    written to ``kept[t // stride]`` when ``t % stride == 0``; with left environments
+    (``dists`` has rows) ``history[k] = accs[k] + powers[k] <dists[k], V>``. ``probs`` (with
+    rows: a one-site run) receives the policy site. Returns ``(V, u)`` at the first site.
+    """
+    n_states, n_actions = rbar.shape
+    flat = rbar.ravel()
+    x = np.zeros(n_states + 1)
+    y = np.zeros(n_states + 1)
+    q = np.empty(n_states * n_actions)
+    qu = np.empty(n_states * n_actions)
+    v = v.copy()
+    u = u.copy()
+    for k in range(powers.shape[0] - 1, -1, -1):
+        if arrival:
+            for s in range(n_states):
+                if gamma != 1.0:
+                    x[s] = reward[s] + gamma * v[s]
+                    y[s] = reward[s] + gamma * u[s]
+                else:
+                    x[s] = reward[s] + v[s]
+                    y[s] = reward[s] + u[s]
+        else:
+            x[:n_states] = v
+            y[:n_states] = u
+        _product_pair(kind, indptr, cols, vals, x, y, q, qu)
+        if not arrival:
+            for i in range(q.shape[0]):
+                if gamma != 1.0:
+                    q[i] = flat[i] + gamma * q[i]
+                    qu[i] = flat[i] + gamma * qu[i]
+                else:
+                    q[i] = flat[i] + q[i]
+                    qu[i] = flat[i] + qu[i]
+        _soft_rows(q, qu, log_pi0, pi0, tau, v, u, probs)
+        t = first + k
+        if t % stride == 0:
+            kept[t // stride, :] = v
+        if dists.shape[0] > 0:
+            history[k] = accs[k] + powers[k] * _masked_dot(dists[k], v)
+    return v, u
+
+
+class SoftBackup:
+    """Compiled soft (KL-regularised) backups of one MDP, temperature and reference policy.
+
+    Prepares each distinct operator, expected reward and log reference site once and runs runs
+    of sites sharing them in one compiled loop (:func:`_soft_backward`).
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    temperature : float
+        ``tau > 0``.
+    reference : Policy, optional
+        ``pi0``; uniform when ``None``.
+
+    Notes
+    -----
+    Per site: two products with ``P_t`` (``O(nnz(P_t))`` each, for ``V`` and for the plain
+    return ``u``) and ``O(S A)`` exponentials.
+    """
+
+    def __init__(self, mdp, temperature, reference=None):
+        self.mdp, self.temperature, self.reference = mdp, float(temperature), reference
+        S, A = mdp.n_states, mdp.n_actions
+        self.arrival = mdp.reward_kind() == "arrival"
+        self._time_rewards = mdp.rewards.shape[0] > 1
+        log_uniform = np.full((1, A), -np.log(A))
+        self._uniform = (log_uniform, np.exp(log_uniform))
+        self._no_rbar = np.zeros((S, A))
+        self._zeros = np.zeros(S)
+        self._ops, self._rbars, self._rewards, self._log_refs = {}, {}, {}, {}
+        self._ref_sites = None
+
+    def _reference_site(self, t):
+        if self.reference is None:
+            return None
+        if self._ref_sites is None:  # held, so that their ids identify them
+            self._ref_sites = [self.reference.site(u) if hasattr(self.reference, "site")
+                               else self.reference[u] for u in range(self.mdp.horizon)]
+        return self._ref_sites[t]
+
+    def key(self, t):
+        """Sites with equal keys share every input of the kernel."""
+        site = self._reference_site(t)
+        return (id(self.mdp.transition_matrix(t)), t if self._time_rewards else -1,
+                -1 if site is None else id(site))
+
+    def arguments(self, t):
+        """``(operator args, rbar, reward, (log_pi0, pi0))`` of site ``t`` for
+        :func:`_soft_backward`."""
+        mdp = self.mdp
+        P = mdp.transition_matrix(t)
+        if id(P) not in self._ops:
+            self._ops[id(P)] = (P, Operator(P).args)
+        r_key = t if self._time_rewards else -1
+        if self.arrival:
+            rbar = self._no_rbar
+            if r_key not in self._rewards:
+                self._rewards[r_key] = np.ascontiguousarray(mdp.reward_slice(t)[0, 0],
+                                                            dtype=np.float64)
+            reward = self._rewards[r_key]
+        else:
+            key = (id(P), r_key)
+            if key not in self._rbars:
+                self._rbars[key] = np.ascontiguousarray(mdp.expected_reward(t), dtype=np.float64)
+            rbar, reward = self._rbars[key], self._zeros
+        site = self._reference_site(t)
+        if site is None:
+            log_pi0 = self._uniform
+        else:
+            if id(site) not in self._log_refs:
+                if len(self._log_refs) > 64:
+                    self._log_refs.clear()
+                probs = _probabilities(site, mdp.n_actions)
+                with np.errstate(divide="ignore"):
+                    log_probs = np.ascontiguousarray(np.log(probs))
+                self._log_refs[id(site)] = (log_probs, np.exp(log_probs))  # as soft_backup
+            log_pi0 = self._log_refs[id(site)]
+        return self._ops[id(P)][1], rbar, reward, log_pi0
+
+    def run(self, start, stop, v, u, *, stride=1, kept=None, left=None, history=None,
+            probs=None):
+        """Sites ``stop - 1`` down to ``start`` (one run: equal keys); returns ``(V, u)`` at
+        ``start``. See :func:`_soft_backward` for ``stride``, ``kept``, ``left = (dists,
+        accs, powers)``, ``history`` and ``probs``."""
+        args, rbar, reward, log_pi0 = self.arguments(start)
+        S = self.mdp.n_states
+        if left is None:
+            left = (np.empty((0, S)), np.empty(0), np.ones(stop - start))
+        if kept is None:  # nothing to keep: only row 0 (scratch) is ever written
+            kept, stride = np.empty((1, S)), stop + 1
+        return _soft_backward(*args, rbar, reward, self.arrival, float(self.mdp.discount),
+                              self.temperature, *log_pi0, v, u, start, stride, kept, *left,
+                              np.empty(stop - start) if history is None else history,
+                              np.empty((0, self.mdp.n_actions)) if probs is None else probs)
+
+    def step(self, t, v_next):
+        """``V_{t+1} -> V_t`` (the recursion of the soft values, for :class:`Checkpoints`)."""
+        return self.run(t, t + 1, v_next, self._zeros)[0]
+
+    def site(self, t, v_next):
+        """The policy site ``pi_t`` (shape ``(S, A)``) from ``V_{t+1}``."""
+        probs = np.empty((self.mdp.n_states, self.mdp.n_actions))
+        self.run(t, t + 1, v_next, self._zeros, probs=probs)
+        return probs
+
+
+def backward_soft_sweep(mdp, temperature, reference=None, *, left=None, budget=None):
+    """One soft (KL-regularised) backward sweep -- soft backward induction -- compiled.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    temperature : float
+        ``tau > 0``.
+    reference : Policy, optional
+        ``pi0``; uniform when ``None``.
+    left : sequence, optional
+        ``left[t] = (dist, acc)``, ``t = 0..T-1``: the left environments of the initial policy
+        (:mod:`tnmdp.sweep`); given, the objective ``acc_t + gamma^t <dist_t, V_t>`` after each
+        site update is returned (read in order ``t = T-1, ..., 0``).
+    budget : int, optional
+        Bytes for the soft values (default :data:`SOFT_VALUES_BUDGET`); beyond it they are kept
+        at ``sqrt(T)`` checkpoints (:class:`tnmdp.policy.Checkpoints`).
+
+    Returns
+    -------
+    values : Checkpoints
+        ``values[t] = V_t`` (shape ``(S,)``), ``t = 0..T``; its blocks are recomputed with
+        :meth:`SoftBackup.step`.
+    plain : ndarray, shape (S,)
+        ``E[G | s_0 = s]`` under the optimal soft policy.
+    history : ndarray, shape (T,) or None
+        The objective after each site update, in sweep order (site ``T-1`` first).
+
+    Notes
+    -----
+    The same computation as the numpy closed-form backward sweep of :mod:`tnmdp.sweep` with
+    ``temperature > 0``, to rounding (``1e-12`` relative). Cost ``O(sum_t nnz(P_t) + T S A)``
+    (two products per site, one exponential per state-action pair and one logarithm per
+    state); memory: the kept soft values, all ``T + 1`` or ``O(sqrt(T))`` of them.
+    """
+    from .policy import Checkpoints
+
+    T, S = mdp.horizon, mdp.n_states
+    backups = SoftBackup(mdp, temperature, reference)
+    store = Checkpoints(backups.step, T, S * 8, False,
+                        SOFT_VALUES_BUDGET if budget is None else budget)
+    stride = store.stride
+    kept = np.empty((T // stride + 1, S))
+    block = stride if left is not None else T
+    history = np.empty(T) if left is not None else None
+    dists = np.empty((min(block, T) if left is not None else 0, S))
+    accs = np.empty(T)
+    powers = (float(mdp.discount) ** np.arange(T, dtype=np.float64) if mdp.discount != 1.0
+              else np.ones(T))
+    v = np.ascontiguousarray(mdp.terminal_rewards, dtype=np.float64)
+    u = v
+    runs = _runs([backups.key(t) for t in range(T)], block)
+    for b0 in reversed(range(0, T, block)):
+        if left is not None:
+            for t in range(b0, min(b0 + block, T)):
+                dists[t - b0], accs[t] = left[t]
+        for start, stop in reversed(runs[b0]):
+            env = (dists[start - b0:stop - b0], accs[start:stop], powers[start:stop]) \
+                if left is not None else None
+            v, u = backups.run(start, stop, v, u, stride=stride, kept=kept, left=env,
+                               history=None if history is None else history[start:stop])
+    for t in range(0, T, stride):
+        store.record(t, kept[t // stride])
+    store.record(T, np.ascontiguousarray(mdp.terminal_rewards, dtype=np.float64))
+    return store, u, None if history is None else history[::-1].copy()

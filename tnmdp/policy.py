@@ -240,19 +240,39 @@ class Policy:
 
 
 class _SoftSites:
-    """Sequence of Boltzmann sites computed on demand from checkpointed soft values."""
+    """Sequence of Boltzmann sites computed on demand from checkpointed soft values.
+
+    Large problems use the compiled kernels of :mod:`tnmdp.fast` (numba) when available: one
+    site costs ``O(nnz(P_t) + S A)`` without numpy dispatch, and so does each step of a block
+    recomputation when ``values`` comes from the compiled sweep.
+    """
 
     def __init__(self, mdp, values, temperature, reference):
         self.mdp, self.values = mdp, values
         self.temperature, self.reference = temperature, reference
+        self._compiled = _compiled_soft_backup(mdp, temperature, reference)
 
     def __len__(self):
         return self.mdp.horizon
 
     def __getitem__(self, t):
+        if self._compiled is not None:
+            return self._compiled.site(t, self.values[t + 1])
         q = backup(self.mdp, t, self.values[t + 1])
         log_pi0 = log_reference(self.reference, t, q.shape)
         return np.exp(soft_backup(q, log_pi0, self.temperature)[0])
+
+
+def _compiled_soft_backup(mdp, temperature, reference):
+    """:class:`tnmdp.fast.SoftBackup` when numba is available and the problem large enough to
+    repay it (:func:`tnmdp.fast.worthwhile`), else ``None``."""
+    if mdp.horizon * mdp.n_states * mdp.n_actions < 2**17:  # tnmdp.fast.MIN_WORK: no import
+        return None
+    try:
+        from . import fast
+    except ImportError:  # numba unavailable: numpy kernels
+        return None
+    return fast.SoftBackup(mdp, temperature, reference) if fast.worthwhile(mdp) else None
 
 
 class SoftPolicy(Policy):

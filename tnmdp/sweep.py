@@ -278,6 +278,18 @@ def _backward_closed_form_sweep(mdp, sites, history, temperature, reference, kee
     ops = _Site(mdp, temperature, reference)
     if history is not None:
         left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
+    fast = _fast_kernels(mdp) if temperature > 0 else None
+    if fast is not None:  # compiled soft backward induction (the left environments stay numpy)
+        store, u, objectives = fast.backward_soft_sweep(
+            mdp, temperature, reference, left=left if history is not None else None)
+        if keep_sites:  # a sweep of several: the next one starts from these sites
+            backups = fast.SoftBackup(mdp, temperature, reference)
+            sites[:] = [backups.site(t, store[t + 1]) for t in range(T)]
+        else:  # a last backward sweep keeps no dense site: SoftPolicy recomputes it on demand
+            sites[:] = [None] * T
+        if history is not None:
+            history.extend(objectives.tolist())
+        return store, u, store[0]
     if temperature == 0:
         step = ops.right_step(sites)
     else:  # soft values from soft values: the closure must not hold the dense sites
@@ -323,16 +335,25 @@ def _lazy_history(mdp, initial, temperature, reference):
     return compute
 
 
-def _compiled_backward(mdp, sites, with_history):
-    """The argmax backward sweep in compiled kernels (:mod:`tnmdp.fast`, numba), or ``None``
-    when numba is missing or the problem is too small to repay loading the kernels."""
+def _fast_kernels(mdp):
+    """The module :mod:`tnmdp.fast` (numba kernels) when it pays on ``mdp``, else ``None``:
+    numba missing, or the problem too small to repay loading the kernels."""
     if mdp.horizon * mdp.n_states * mdp.n_actions < 2**17:  # tnmdp.fast.MIN_WORK
         return None
     try:
         from . import fast
-    except ImportError:  # numba unavailable: the numpy sweep below
+    except ImportError:  # numba unavailable: the numpy sweep
         return None
     if not fast.worthwhile(mdp):  # e.g. wide sparse rows: scipy's product is faster
+        return None
+    return fast
+
+
+def _compiled_backward(mdp, sites, with_history):
+    """The argmax backward sweep in compiled kernels (:mod:`tnmdp.fast`, numba), or ``None``
+    when :func:`_fast_kernels` says no."""
+    fast = _fast_kernels(mdp)
+    if fast is None:
         return None
     return fast.backward_argmax_sweep(mdp, sites, with_history=with_history)
 # END FAST PATH ------------------------------------------------------------------------------
