@@ -1,5 +1,6 @@
 """The public face: names, lazy quimb import, the command line."""
 
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -49,3 +50,19 @@ def test_cli_soft_demo(capsys):
 def test_cli_rejects_bad_horizon():
     with pytest.raises(SystemExit, match="--horizon must be >= 1, got 0"):
         cli.main(["demo", "-T", "0"])
+
+
+def test_cli_demo_plot(tmp_path, capsys):
+    assert cli.main(["demo", "meander", "-T", "12", "--soft", "--plot", str(tmp_path / "m.png")]) == 0
+    assert (tmp_path / "m.png").stat().st_size > 10_000
+    assert "plot written to" in capsys.readouterr().out
+
+
+def test_cli_bench_outside_a_checkout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    hidden = [p for p in sys.path if os.path.isdir(os.path.join(p or ".", "benchmarks"))]
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in hidden])
+    monkeypatch.delitem(sys.modules, "benchmarks", raising=False)
+    monkeypatch.delitem(sys.modules, "benchmarks.__main__", raising=False)
+    with pytest.raises(SystemExit, match="run it from the root of a source checkout"):
+        cli.main(["bench", "--quick"])

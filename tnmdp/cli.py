@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -58,14 +59,24 @@ def _parser():
     demo.add_argument("--soft", action="store_true",
                       help="hard constraints at temperature 1: the Doob-conditioned walk")
     demo.add_argument("--plot", metavar="FILE", help="save sampled trajectories to a PNG")
-    bench = sub.add_parser("bench", help="run the benchmark suite (from a source checkout)")
+    bench = sub.add_parser("bench", add_help=False,
+                           help="run the benchmark suite (from a source checkout; "
+                                "'tnmdp bench --help' lists its options)")
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
 def main(argv=None):
     """Entry point of the ``tnmdp`` console script."""
-    args = _parser().parse_args(argv)
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # e.g. `tnmdp demo | head`: stop quietly
+        sys.stderr.close()
+        return 0
+
+
+def _main(argv):
+    args = _parser().parse_known_args(argv)[0] if _is_bench(argv) else _parser().parse_args(argv)
     if args.command == "demo":
         if args.horizon < 1:
             raise SystemExit(f"tnmdp demo: --horizon must be >= 1, got {args.horizon}")
@@ -76,11 +87,19 @@ def main(argv=None):
             plot_walk_demo(args.kind, args.horizon, soft=args.soft, filename=args.plot)
             print(f"  plot written to {args.plot}")
         return 0
+    sys.path.insert(0, os.getcwd())  # the benchmarks live in the source checkout
     try:
         from benchmarks.__main__ import main as bench_main
     except ImportError:
-        raise SystemExit("tnmdp bench: run it from a source checkout (python -m benchmarks)")
-    return bench_main(args.args)
+        raise SystemExit("tnmdp bench: run it from the root of a source checkout "
+                         "(or: python -m benchmarks)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return bench_main(argv[argv.index("bench") + 1:])
+
+
+def _is_bench(argv):
+    argv = sys.argv[1:] if argv is None else argv
+    return bool(argv) and argv[0] == "bench"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -258,7 +258,12 @@ def density_figure(horizon=100, kinds=("bridge", "meander"), *, filename=None):
 
 
 def plot_walk_demo(kind, horizon, *, soft=False, filename, n_samples=100, rng=0):
-    """The figure of ``tnmdp demo KIND --plot FILE``: trajectories and path density.
+    """The figure of ``tnmdp demo KIND --plot FILE``.
+
+    Left: samples and the greedy path of the solved walk. Right: with ``soft``, the path density
+    against the exact conditioned density; otherwise samples of the Doob-conditioned walk (the
+    same condition as hard constraints, solved at ``temperature = 1``), which are uniform over the
+    admissible paths -- unlike the deterministic optimum of the penalty objective.
 
     Parameters
     ----------
@@ -287,13 +292,23 @@ def plot_walk_demo(kind, horizon, *, soft=False, filename, n_samples=100, rng=0)
     ok = admissible(paths.states, horizon, **cond)
     greedy = sample(mdp, sol.policy.greedy(), 1, rng=0).states[0]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    label = "soft solve, tau = 1 (Doob-conditioned walk)" if soft else "penalty rewards"
+    label = ("soft solve, tau = 1 (Doob-conditioned walk)" if soft
+             else "penalty rewards, exact optimum (ties to the lowest action)")
     trajectory_panel(left, paths.states, horizon, ok=ok, greedy=greedy,
                      expected_return=sol.expected_return,
                      floor=cond.get("floor"), title=f"{kind}, T = {horizon}: {label}")
-    exact = conditioned_density(horizon, **cond) if soft else None
-    density_panel(right, marginals(mdp, sol.policy), horizon, exact=exact,
-                  title="path density Pr(x_t = x)" + (" vs exact" if soft else ""))
+    if soft:
+        density_panel(right, marginals(mdp, sol.policy), horizon,
+                      exact=conditioned_density(horizon, **cond),
+                      title="path density Pr(x_t = x) vs exact")
+    else:  # the same condition as hard constraints at tau = 1: uniform over admissible paths
+        doob_mdp = getattr(models, kind)(horizon, hard=True)
+        doob = solve(doob_mdp, temperature=1.0)
+        doob_paths = sample(doob_mdp, doob.policy, n_samples, rng=rng)
+        trajectory_panel(right, doob_paths.states, horizon,
+                         ok=admissible(doob_paths.states, horizon, **cond),
+                         floor=cond.get("floor"),
+                         title="same condition, hard constraints, tau = 1: uniform over paths")
     fig.tight_layout()
     _save(fig, filename)
     plt.close(fig)
