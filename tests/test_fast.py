@@ -358,3 +358,27 @@ def test_soft_solution_is_small():
     assert isinstance(sol.policy, SoftPolicy)
     assert 0 < sol.policy.nbytes < 16 * mdp.n_states * 8 * 2 * np.sqrt(mdp.horizon)
     assert held < 2 * sol.policy.nbytes
+
+
+def test_exp_log_rows_match_libm():
+    """The vectorised exp / log of the two-action soft maximum, against numpy, to a few ulp."""
+    rng = np.random.default_rng(0)
+    d = np.concatenate([-rng.random(20000) * 700, -rng.random(20000) * 2, -rng.random(2000) * 1e-8,
+                        [0.0, -5e-324, -1e-300, -0.3465735902799726, -36.7, -700.0]])
+    n = d.size
+    e, log_total, inverse = np.empty(n), np.empty(n), np.empty(n)
+    fast._exp_log_rows(d, e, log_total, inverse, n)
+    np.testing.assert_allclose(e, np.exp(d), rtol=4e-16, atol=0)
+    total = 1.0 + np.exp(d)
+    np.testing.assert_allclose(log_total, np.log(total), rtol=1e-14, atol=1e-300)
+    np.testing.assert_array_equal(inverse, 1.0 / (1.0 + e))
+    assert e[-6] == 1.0 and log_total[-6] == np.log(2.0) and inverse[-6] == 0.5
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.01])
+def test_soft_sweep_far_below_exp_floor(tau, monkeypatch):
+    """Action gaps beyond ``-_EXP_FLOOR`` (exp subnormal or 0) take libm's exp, as numpy."""
+    mdp = dyadic_mdp(4, n_actions=2, reward_form="sa")
+    mdp = tnmdp.FiniteMDP(mdp.transition_matrix(0), mdp.rewards * 371.0, mdp.horizon, 0,
+                          terminal_rewards=mdp.terminal_rewards)
+    check_soft(mdp, tau, None, monkeypatch)
