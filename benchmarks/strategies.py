@@ -9,7 +9,9 @@ Strategies (all compute one exact backward sweep, i.e. the optimal policy):
     (``greedy``, ``auto``) or a cotengra ``HyperOptimizer``; flops and the largest intermediate
     come from the contraction tree. Tiny problems only.
 (b) ``cached/dense`` -- cached environments, dense ``(S*A, S)`` sites: ``tnmdp.solve`` on a
-    dense MDP, numpy kernels (``numpy``) or the compiled fast path (``compiled``).
+    dense MDP, numpy kernels (``numpy``) or the compiled fast path (``compiled``), both
+    recording the objective history during the sweep, and plain ``tnmdp.solve`` (``solve``:
+    history on demand, so one backward pass).
 (c) ``cached/sparse`` -- the same with CSR sites.
 
 Scaling sweeps time (b) and (c) against the plain peers (numpy / CSR backward induction) and
@@ -127,11 +129,17 @@ def full_contraction_sweep(mdp, optimize="greedy"):
 
 
 def cached_solvers(mdp):
-    """Strategies (b)/(c) on ``mdp`` as it is stored: numpy kernels and compiled kernels."""
+    """Strategies (b)/(c) on ``mdp`` as it is stored.
+
+    ``numpy``: the numpy kernels with the objective history recorded during the sweep (a
+    callback forces it); ``compiled``: the compiled kernels, history recorded; ``solve``: what
+    ``tnmdp.solve(mdp)`` does by default -- compiled where it pays off, history on demand.
+    """
     import tnmdp
 
     return {"numpy": lambda: tnmdp.solve(mdp, callback=_never),
-            "compiled": lambda: _compiled(mdp)}
+            "compiled": lambda: _compiled(mdp),
+            "solve": lambda: tnmdp.solve(mdp)}
 
 
 def _never(state):
@@ -288,8 +296,9 @@ def summary(result):
         slopes = ", ".join(f"{k} {v:.2f}" for k, v in series["slopes_cpu"].items())
         last = series["rows"][-1]
         peer = [k for k in last["cpu"] if k.endswith("_dp")][0]
-        ratio = last["cpu"]["compiled"] / last["cpu"][peer]
-        lines.append(f"{name:15s} slopes: {slopes};  compiled/{peer} at largest = {ratio:.3f}")
+        ratios = ", ".join(f"{k}/{peer} {last['cpu'][k] / last['cpu'][peer]:.3f}"
+                           for k in ("compiled", "solve"))
+        lines.append(f"{name:15s} slopes: {slopes};  at the largest size: {ratios}")
     full = result["full_contraction"]
     for row in full["rows"]:
         parts = ", ".join(f"{k} {row[k]['seconds']:.3g}s/{row[k]['flops']:.3g}fl"

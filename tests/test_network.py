@@ -56,3 +56,15 @@ def test_network_structure_and_drawing(tmp_path):
 def test_return_network_rejects_neg_inf():
     with pytest.raises(ValueError, match="the return network needs finite rewards"):
         network.dynamics_mpo(tnmdp.models.excursion(4, hard=True))
+
+
+def test_quimb_import_leaves_our_sparse_products_alone():
+    # quimb replaces scipy's csr_matrix product by a multithreaded numba kernel for nnz > 50,000;
+    # operators are stored as csr_array, whose product it does not touch.
+    import scipy.sparse as sp
+
+    import quimb.tensor  # noqa: F401
+
+    P = tnmdp.models.excursion(7000, noise=0.1).transition_matrix(0)  # 2 entries per row
+    assert isinstance(P, sp.csr_array) and P.nnz > 50_000
+    assert type(P)._matmul_vector.__name__ != "csr_mul_vector"

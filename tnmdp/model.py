@@ -162,7 +162,7 @@ class FiniteMDP:
                 raise ValueError(f"sparse transitions{'' if t is None else f'[t={t}]'} has shape "
                                  f"{op.shape}; expected (S*A, S)")
             n_actions = n_rows // n_states
-            mat = sp.csr_matrix(op, dtype=np.float64, copy=True)
+            mat = sp.csr_array(op, dtype=np.float64, copy=True)
             mat.sum_duplicates()
             _check_real("transitions.data", mat.data)
             if (mat.data < 0).any():
@@ -408,7 +408,7 @@ class FiniteMDP:
                 a_idx = rows % A if reward.shape[1] > 1 else 0
                 c_idx = cols if reward.shape[2] > 1 else 0
                 r = np.broadcast_to(transform(reward[s_idx, a_idx, c_idx]), cols.shape)
-            return sp.csr_matrix((P.data * r, P.indices, P.indptr), shape=P.shape)
+            return sp.csr_array((P.data * r, P.indices, P.indptr), shape=P.shape)
         if moment is None:
             moment = np.broadcast_to(transform(reward), (S, A, S)).reshape(S * A, S)
         with np.errstate(invalid="ignore"):

@@ -97,7 +97,7 @@ class _TiltedSites:
             weights = mdp.weighted_transitions(
                 t, lambda r: np.where(np.isneginf(r), 0.0, np.exp(scale * (r - shift))))
         # a copy: weighted_transitions shares P's index arrays, which eliminate_zeros rewrites
-        weights = sp.csr_matrix(weights, copy=True)
+        weights = sp.csr_array(weights, copy=True)
         weights.eliminate_zeros()
         rows = np.repeat(np.arange(S * A), np.diff(weights.indptr))
         log_pi0 = np.broadcast_to(log_reference(self.reference, t, (S, A)), (S, A)).reshape(-1)
@@ -391,7 +391,7 @@ def _doob_kernel(tilt, t, entries, log_h_now):
         data.append(base_data[dead])
         r_idx.append(base_rows[dead])
         c_idx.append(base_cols[dead])
-    kernel = sp.csr_matrix((np.concatenate(data), (np.concatenate(r_idx), np.concatenate(c_idx))),
+    kernel = sp.csr_array((np.concatenate(data), (np.concatenate(r_idx), np.concatenate(c_idx))),
                            shape=(S, S))
     kernel.sum_duplicates()
     sums = np.asarray(kernel.sum(axis=1)).ravel()
