@@ -382,3 +382,129 @@ def test_soft_sweep_far_below_exp_floor(tau, monkeypatch):
     mdp = tnmdp.FiniteMDP(mdp.transition_matrix(0), mdp.rewards * 371.0, mdp.horizon, 0,
                           terminal_rewards=mdp.terminal_rewards)
     check_soft(mdp, tau, None, monkeypatch)
+
+
+# ----------------------------------------------------------- soft sweep: rows that cannot be live
+def banded_mdp(seed, n_states=40, n_actions=2, horizon=12, *, bandwidth=2, stationary=True,
+               reward_form="arrival", discount=1.0, live=(18, 22), dead_site=None):
+    """A random walk-like MDP whose moves go at most ``bandwidth`` states, with ``-inf`` rewards
+    and terminal values finite only on ``live`` (so that most states are dead at most sites);
+    ``dead_site`` (``reward_form="time"``) makes every arrival at that site ``-inf``."""
+    rng = np.random.default_rng(seed)
+    S, A, T = n_states, n_actions, horizon
+
+    def kernel():
+        P = np.zeros((S, A, S))
+        for s in range(S):
+            for a in range(A):
+                targets = np.clip(s + rng.integers(-bandwidth, bandwidth + 1, size=4), 0, S - 1)
+                np.add.at(P[s, a], targets, 0.25)
+        return sp.csr_matrix(P.reshape(S * A, S))
+
+    shape = {"sa": (S, A), "arrival": (1, 1, S), "time": (T, 1, 1, S)}[reward_form]
+    rewards = rng.integers(-2, 3, size=shape).astype(float)
+    rewards[rng.random(shape) < 0.1] = -np.inf
+    if dead_site is not None:
+        rewards[dead_site] = -np.inf
+    terminal = np.full(S, -np.inf)
+    terminal[live[0]:live[1]] = rng.integers(-2, 3, size=live[1] - live[0])
+    transitions = kernel() if stationary else [kernel() for _ in range(T)]
+    return tnmdp.FiniteMDP(transitions, rewards, T, 0, terminal_rewards=terminal,
+                           discount=discount)
+
+
+def without_band(monkeypatch, fn):
+    """``fn()`` with the band skip of the soft sweep switched off (every row formed)."""
+    with monkeypatch.context() as m:
+        m.setattr(fast, "BAND_FACTOR", np.inf)
+        return fn()
+
+
+def soft_outputs(mdp, tau, reference, budget=None):
+    """Every soft value, the plain values and every policy site of the compiled sweep."""
+    store, plain, _ = fast.backward_soft_sweep(mdp, tau, reference, budget=budget)
+    values = np.stack([store[t] for t in range(mdp.horizon + 1)])
+    backups = fast.SoftBackup(mdp, tau, reference)
+    sites = np.stack([backups.site(t, values[t + 1]) for t in range(mdp.horizon)])
+    steps = np.stack([backups.step(t, values[t + 1]) for t in range(mdp.horizon)])
+    return values, plain, sites, steps
+
+
+def assert_band_is_exact(mdp, tau, reference, monkeypatch, budget=None):
+    """The band skip is active, changes no bit, and matches numpy and the reference."""
+    band = fast.SoftBackup(mdp, tau, reference).arguments(0)[0][-1]
+    assert 0 <= band and band * fast.BAND_FACTOR < mdp.n_states
+    got = soft_outputs(mdp, tau, reference, budget)
+    expected = without_band(monkeypatch, lambda: soft_outputs(mdp, tau, reference, budget))
+    assert without_band(monkeypatch, lambda: fast.SoftBackup(mdp, tau, reference)
+                        .arguments(0)[0][-1]) == -1
+    for name, a, b in zip(["values", "plain", "sites", "steps"], got, expected):
+        assert a.tobytes() == b.tobytes(), name
+    values, plain, sites, steps = got
+    np.testing.assert_array_equal(steps, values[:-1])
+    check_soft(mdp, tau, reference, monkeypatch, budget=budget)
+    return values, sites
+
+
+def test_operator_bandwidth():
+    S, A = 30, 3
+    P = sp.random(S * A, S, density=0.1, random_state=4, format="csr")
+    rows, cols = P.nonzero()
+    assert fast.Operator(P).bandwidth == np.abs(cols - rows // A).max()
+    band = sp.diags([np.ones(S * A)] * 3, [-1, 0, 1], shape=(S * A, S), format="csr")
+    assert fast.Operator(band).bandwidth == np.abs(band.nonzero()[1] - band.nonzero()[0] // A).max()
+    assert fast.Operator(sp.identity(S, format="csr")).bandwidth == 0
+    stored_zero = sp.csr_matrix((np.array([0.5, 0.0]), np.array([0, 1]), np.array([0, 2])),
+                                shape=(1, 2))  # never skipped: 0 * -inf is nan there
+    assert fast.Operator(stored_zero).bandwidth == -1
+    assert fast.Operator(P, transpose=True).bandwidth == -1
+    assert fast.Operator(P.toarray()).bandwidth == -1
+
+
+@pytest.mark.parametrize("reference", ["uniform", "random", "zeros"])
+@pytest.mark.parametrize("discount", [1.0, 0.75])
+@pytest.mark.parametrize("stationary", [True, False], ids=["stationary", "time-dependent"])
+@pytest.mark.parametrize("reward_form", ["sa", "arrival", "time"])
+@pytest.mark.parametrize("n_actions", [2, 3])
+def test_soft_band_skip_is_exact(n_actions, reward_form, stationary, discount, reference,
+                                 monkeypatch):
+    mdp = banded_mdp(5, n_actions=n_actions, stationary=stationary, reward_form=reward_form,
+                     discount=discount)
+    ref = {"uniform": None, "random": reference_policy(mdp, 1),
+           "zeros": reference_policy(mdp, 2, zeros=True)}[reference]
+    for budget in (None, 300):
+        values, _ = assert_band_is_exact(mdp, 0.7, ref, monkeypatch, budget=budget)
+        assert np.isneginf(values).mean() > 0.3  # the skip had rows to skip
+
+
+def test_soft_band_skip_empty_live_range(monkeypatch):
+    """At site 6 every arrival is -inf: from there down every state is dead, pi = pi0."""
+    mdp = banded_mdp(12, n_actions=3, reward_form="time", dead_site=6, live=(12, 28))
+    ref = reference_policy(mdp, 3, zeros=True)
+    values, sites = assert_band_is_exact(mdp, 1.0, ref, monkeypatch)
+    assert np.isfinite(values[7]).any()
+    assert np.isneginf(values[:7]).all()
+    with np.errstate(divide="ignore"):  # pi0 as the soft backup holds it: exp(log pi0)
+        pi0 = np.exp(np.log(np.stack([ref.site(t) for t in range(7)])))
+    np.testing.assert_array_equal(sites[:7], pi0)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.2])
+@pytest.mark.parametrize("walk", ["excursion", "bridge", "meander"])
+def test_soft_band_skip_on_hard_walks(walk, noise, monkeypatch):
+    mdp = getattr(tnmdp.models, walk)(60, hard=True, noise=noise)
+    for tau in (1.0, 0.3):
+        assert_band_is_exact(mdp, tau, None, monkeypatch)
+    assert_band_is_exact(mdp, 1.0, reference_policy(mdp, 8), monkeypatch, budget=2000)
+
+
+def test_soft_band_skip_solve_is_unchanged(monkeypatch):
+    mdp = tnmdp.models.excursion(300, hard=True, noise=0.1)
+    ref = reference_policy(mdp, 9)
+    sol = tnmdp.solve(mdp, temperature=1.0, reference_policy=ref)
+    full = without_band(monkeypatch,
+                        lambda: tnmdp.solve(mdp, temperature=1.0, reference_policy=ref))
+    assert sol.soft_value == full.soft_value
+    assert np.asarray(sol.values).tobytes() == np.asarray(full.values).tobytes()
+    assert np.asarray(sol.policy).tobytes() == np.asarray(full.policy).tobytes()
+    np.testing.assert_array_equal(sol.history, full.history)
