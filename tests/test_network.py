@@ -63,7 +63,7 @@ def test_quimb_import_leaves_our_sparse_products_alone():
     # operators are stored as csr_array, whose product it does not touch.
     import scipy.sparse as sp
 
-    import quimb.tensor  # noqa: F401
+    import quimb.tensor  # noqa: F401  (the import applies the patch)
 
     P = tnmdp.models.excursion(7000, noise=0.1).transition_matrix(0)  # 2 entries per row
     assert isinstance(P, sp.csr_array) and P.nnz > 50_000

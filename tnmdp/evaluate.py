@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from .kernels import backup, matvec, propagate
+from .kernels import backup, matvec, propagate, weighted_sum
 from .local import row_objective
 from .model import as_rng
 from .policy import as_policy
@@ -50,10 +50,8 @@ def evaluate(mdp, policy):
     float
         ``-inf`` when a forbidden (``-inf``) transition has positive probability.
     """
-    from .solve import weighted_mean
-
     policy = _check(mdp, policy)
-    return weighted_mean(mdp.initial, policy_values(mdp, policy))
+    return weighted_sum(mdp.initial, policy_values(mdp, policy))
 
 
 def moments(mdp, policy, order=2):

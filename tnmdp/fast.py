@@ -56,6 +56,9 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .kernels import site_probabilities
+from .policy import _small_int_dtype
+
 __all__ = ["Operator", "backup_argmax", "propagate_gain", "markov_operator", "worthwhile",
            "backward_argmax_sweep", "SoftBackup", "backward_soft_sweep"]
 
@@ -311,10 +314,6 @@ class Operator:
         self.args = (self.kind, indptr, cols, np.ascontiguousarray(vals, dtype=np.float64))
 
 
-def _small_int_dtype(n_actions):
-    return np.int8 if n_actions <= 127 else (np.int16 if n_actions <= 32767 else np.int32)
-
-
 # ---------------------------------------------------------------------------------- public
 def backup_argmax(P, rbar, v, gamma=1.0, *, arrival_reward=None):
     """One fused site update: ``Q = rbar + gamma P V``, its argmax and max.
@@ -434,15 +433,6 @@ def worthwhile(mdp):
     return not sp.issparse(P) or P.nnz <= MAX_ROW_NNZ * P.shape[0]
 
 
-def _probabilities(site, n_actions):
-    site = np.asarray(site)
-    if site.ndim == 1:
-        probs = np.zeros((site.shape[0], n_actions))
-        probs[np.arange(site.shape[0]), site] = 1.0
-        return probs
-    return np.ascontiguousarray(site, dtype=np.float64)
-
-
 def _runs(keys, block):
     """Split ``0..T-1`` into maximal runs of equal ``keys`` inside blocks of ``block`` sites,
     grouped by block start."""
@@ -528,7 +518,7 @@ def backward_argmax_sweep(mdp, sites, *, budget=None, with_history=True):
     def forward_args(t):
         key = fwd_keys[t]
         if key not in prepared:
-            P, probs, rbar = mdp.transition_matrix(t), _probabilities(sites[t], A), rbar_of(t)
+            P, probs, rbar = mdp.transition_matrix(t), np.ascontiguousarray(site_probabilities(sites[t], A), dtype=np.float64), rbar_of(t)
             if counts[key] > 2 and A > 1:  # shared along time: move with M_pi (A x fewer rows)
                 M, rbar_pi = markov_operator(P, probs, rbar)
                 args, probs, rbar = (Operator(M, transpose=True).args, np.ones((S, 1)),
@@ -950,7 +940,8 @@ class SoftBackup:
             if id(site) not in self._log_refs:
                 if len(self._log_refs) > 64:
                     self._log_refs.clear()
-                probs = _probabilities(site, mdp.n_actions)
+                probs = np.ascontiguousarray(site_probabilities(site, mdp.n_actions),
+                                            dtype=np.float64)
                 with np.errstate(divide="ignore"):
                     log_probs = np.ascontiguousarray(np.log(probs))
                 self._log_refs[id(site)] = (log_probs, np.exp(log_probs))  # as soft_backup

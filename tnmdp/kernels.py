@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["matvec", "rmatvec", "backup", "propagate", "greedy", "soft_backup",
-           "site_probabilities", "log_reference", "row_max", "row_sum"]
+           "site_probabilities", "log_reference", "row_max", "row_sum", "weighted_sum"]
 
 #: Up to this many actions, reductions over the action axis loop over columns: numpy's
 #: reductions along a short trailing axis are ~30x slower than elementwise column operations.
@@ -198,3 +198,13 @@ def site_probabilities(site, n_actions):
         probs[np.arange(site.shape[0]), site] = 1.0
         return probs
     return site
+
+
+def weighted_sum(weights, values):
+    """``sum_s weights[s] values[s]`` with ``0 * -inf = 0`` (``weights >= 0``), as a float."""
+    forbidden = np.isneginf(values)
+    if not forbidden.any():
+        return float(weights @ values)
+    if (forbidden & (weights > 0)).any():
+        return -np.inf
+    return float(weights @ np.where(forbidden, 0.0, values))

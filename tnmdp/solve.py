@@ -7,12 +7,13 @@ import numbers
 import numpy as np
 
 from .evaluate import policy_values
+from .kernels import weighted_sum
 from .local import get_local_solver
 from .model import FiniteMDP, as_rng
 from .policy import Policy, SoftPolicy, as_policy
 from .sweep import STATUS_MESSAGES, sweep
 
-__all__ = ["solve", "Solution", "check_mdp", "check_reference", "weighted_mean"]
+__all__ = ["solve", "Solution", "check_mdp", "check_reference"]
 
 DIRECTIONS = ("backward", "forward", "both")
 
@@ -93,12 +94,6 @@ def check_reference(reference_policy, mdp):
     if reference_policy is None:
         return None
     return as_policy(reference_policy, mdp, name="reference_policy")
-
-
-def weighted_mean(weights, values):
-    """``sum_s weights[s] values[s]`` with ``0 * -inf = 0``."""
-    with np.errstate(invalid="ignore"):
-        return float(np.where(weights > 0, weights * values, 0.0).sum())
 
 
 def _initial_sites(initial_policy, mdp, rng):
@@ -196,7 +191,7 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
         policy = Policy._from_sites(result.sites, mdp.n_states, mdp.n_actions)
     values = result.plain_values if result.plain_values is not None and result.status != 2 \
         else policy_values(mdp, policy)
-    expected = weighted_mean(mdp.initial, values)
+    expected = weighted_sum(mdp.initial, values)
     soft_value = float(result.objective) if temperature > 0 else None
     message = STATUS_MESSAGES[result.status]
     if result.status == 0 and direction == "backward" and local.optimal:

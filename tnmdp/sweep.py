@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import backup, log_reference, propagate, site_probabilities
+from .kernels import backup, log_reference, propagate, site_probabilities, weighted_sum
 from .local import row_objective, site_value
 from .policy import Checkpoints
 
@@ -112,7 +112,7 @@ class _Site:
     def advance(self, t, left, site):
         """Move the left environment ``(dist, acc)`` across site ``t``."""
         dist, acc = left
-        gain = _weighted_sum(dist, self.stage_value(t, site))
+        gain = weighted_sum(dist, self.stage_value(t, site))
         weights = dist[:, None] * site_probabilities(site, self.mdp.n_actions)
         return propagate(self.mdp, t, weights), acc + self.mdp.discount ** t * gain
 
@@ -168,7 +168,7 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
                 initial = list(sites)
                 right, plain, v0 = _backward_closed_form_sweep(
                     mdp, sites, None, temperature, reference, keep_sites=False)
-                objective = _weighted_sum(mdp.initial, v0)
+                objective = weighted_sum(mdp.initial, v0)
                 return SweepResult(sites, _lazy_history(mdp, initial, temperature, reference),
                                    1, 0, right, plain, objective)
             right, plain, _ = _backward_closed_form_sweep(mdp, sites, history, temperature,
@@ -314,7 +314,7 @@ def _backward_closed_form_sweep(mdp, sites, history, temperature, reference, kee
         store.record(t, v)
         if history is not None:
             dist, acc = left[t]
-            objectives[T - 1 - t] = acc + mdp.discount ** t * _weighted_sum(dist, v)
+            objectives[T - 1 - t] = acc + mdp.discount ** t * weighted_sum(dist, v)
     if history is not None:
         history.extend(objectives.tolist())
     return store, u, v
@@ -359,18 +359,10 @@ def _compiled_backward(mdp, sites, with_history):
 # END FAST PATH ------------------------------------------------------------------------------
 
 
-def _weighted_sum(weights, values):
-    """``sum_s weights[s] values[s]`` with ``0 * -inf = 0`` (``weights >= 0``)."""
-    if np.isneginf(values).any():
-        return float(np.where(weights > 0, weights, 0.0) @ np.where(weights > 0, values, 0.0)) \
-            if not (np.isneginf(values) & (weights > 0)).any() else -np.inf
-    return float(weights @ values)
-
-
 def _record(history, acc, discount, dist, v, how, t, site, report):
     """Append the objective after updating site ``t``; True if the callback asks to stop."""
     sweep_no, callback, bar = report
-    obj = acc + discount * _weighted_sum(dist, v)
+    obj = acc + discount * weighted_sum(dist, v)
     history.append(obj)
     if bar is not None:
         bar.update(1)

@@ -679,23 +679,41 @@ class ParafacCritic:
         n = idx.shape[0]
         return 0.5 * float(resid @ resid) / n, self._cp._vjp(idx, resid[:, None] / n, prod, loo)
 
-    def fit(self, states, targets, *, max_iter=20):
+    def fit(self, states, targets, *, max_iter=20, block=None):
         """Fit to ``targets`` (n,) by L-BFGS from the current factors (the authors' recipe).
 
-        Returns the ``scipy.optimize.OptimizeResult``; the factors are left at ``result.x``.
+        ``block=d`` fits only the factor ``H_d`` and keeps the others fixed (one step of the
+        authors' block-coordinate ``bcd`` critic update); default all factors jointly.
+
+        Returns the ``scipy.optimize.OptimizeResult``; the factors are left at the optimum
+        (``result.x`` is the fitted block's, or all factors', flat vector).
         """
         idx = _check_indices(states, self.mode_sizes)
         targets = np.asarray(targets, dtype=float)
         if targets.shape != (idx.shape[0],):
             raise ValueError(f"targets must have shape ({idx.shape[0]},), got {targets.shape}")
+        full = self.params
+        if block is None:
+            part = slice(0, full.size)
+        else:
+            n_blocks = len(self._cp.factors)
+            if isinstance(block, bool) or not isinstance(block, numbers.Integral) \
+                    or not 0 <= block < n_blocks:
+                raise ValueError(f"block must be an int in 0..{n_blocks - 1}, got {block!r}")
+            start = sum(f.size for f in self._cp.factors[:block])
+            part = slice(start, start + self._cp.factors[block].size)
 
-        def fun(vec):
+        def fun(sub):
+            vec = full.copy()
+            vec[part] = sub
             self._cp._set_flat_factors(vec)
-            return self.loss_and_grad(idx, targets)
+            loss, grad = self.loss_and_grad(idx, targets)
+            return loss, grad[part]
 
-        result = scipy.optimize.minimize(fun, self.params, jac=True, method="L-BFGS-B",
+        result = scipy.optimize.minimize(fun, full[part], jac=True, method="L-BFGS-B",
                                          options={"maxiter": max_iter})
-        self._cp._set_flat_factors(result.x)
+        full[part] = result.x
+        self._cp._set_flat_factors(full)
         return result
 
     def full(self):
