@@ -245,9 +245,6 @@ class PowellSolver(LocalSolver):
 
     name = "powell"
 
-    def __init__(self, rng=None):
-        self.rng = rng
-
     def maximise(self, q, weights, log_pi0, temperature):
         S, A = q.shape
         costs, forbidden = _finite_costs(q)
