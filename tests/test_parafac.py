@@ -171,6 +171,63 @@ def test_critic_fit_reduces_loss():
                                critic.full()[states[:, 0], states[:, 1]] - targets, atol=1e-12)
 
 
+@pytest.mark.parametrize("block", [0, 1])
+def test_critic_block_fit_moves_only_its_factor(block):
+    critic = ParafacCritic((5, 4), 2, rng=0)
+    states = _states(40, (5, 4))
+    targets = np.sin(states[:, 0]) + 0.5 * states[:, 1]
+    before = [f.copy() for f in critic.factors]
+    loss_before = critic.loss_and_grad(states, targets)[0]
+    result = critic.fit(states, targets, max_iter=100, block=block)
+    for d, (old, new) in enumerate(zip(before, critic.factors)):
+        assert np.array_equal(old, new) == (d != block)
+    # the block problem is linear least squares: L-BFGS reaches its optimum, below the start
+    assert result.fun == pytest.approx(critic.loss_and_grad(states, targets)[0], abs=1e-12)
+    assert result.fun < loss_before
+    assert np.abs(critic.loss_and_grad(states, targets)[1][
+        slice(0, 10) if block == 0 else slice(10, 18)]).max() < 1e-4
+    with pytest.raises(ValueError, match=r"block must be an int in 0..1, got 2"):
+        critic.fit(states, targets, block=2)
+
+
+@pytest.mark.parametrize("algorithm", ["tlrac", "ptlrpo"])
+def test_blockwise_updates_learn(algorithm, grid, grid_references):
+    # lr 0.02, not the default 0.05: blockwise takes `epochs` Adam steps per block
+    optimum, uniform = grid_references
+    fractions = []
+    for seed in range(4):
+        policy = ParafacPolicy((4, 4), 4, 3, rng=seed, init_scale=0.5)
+        result = getattr(parafac_learn, algorithm)(
+            policy, grid, n_updates=40, episodes_per_update=32, rng=seed, lr=0.02,
+            factor_updates="blockwise", critic_updates="blockwise")
+        fractions.append(_fraction(result.final_exact_return, optimum, uniform))
+    assert sum(f >= 0.9 for f in fractions) >= 3, fractions
+
+
+def test_blockwise_actor_step_zeroes_the_gradient_outside_the_block():
+    policy = _policy("gaussian-A1")
+    blocks = parafac_learn._param_blocks(policy)
+    assert [b.stop - b.start for b in blocks] == [3 * m for m in MODES] + [1]
+    states = _states(30)
+    actions = policy.sample(states, np.random.default_rng(0))
+    adv = np.random.default_rng(1).standard_normal(30)
+    before = policy.params
+    optimizer = parafac_learn._Adam(policy.n_params, 0.01)  # fresh moments: nothing leaks
+    parafac_learn._adam_step(policy, optimizer, states, actions, adv, None, None, blocks[1])
+    moved = policy.params != before
+    assert moved[blocks[1]].any() and not moved[:blocks[1].start].any() \
+        and not moved[blocks[1].stop:].any()
+
+
+def test_update_modes_validation(grid):
+    policy = ParafacPolicy((4, 4), 4, 2, rng=0)
+    with pytest.raises(ValueError, match=r"factor_updates must be one of \('joint', "
+                                         r"'blockwise'\), got 'bcd'"):
+        parafac_learn.tlrac(policy, grid, factor_updates="bcd")
+    with pytest.raises(ValueError, match=r"critic_updates must be one of"):
+        parafac_learn.ptlrpo(policy, grid, critic_updates=None)
+
+
 @pytest.mark.parametrize("name", POLICIES)
 def test_fisher_vector_product_is_kl_hessian(name):
     policy = _policy(name)

@@ -21,7 +21,9 @@ tensor ``Theta[i_0, ..., i_{D-1}, a]`` held in PARAFAC form::
   the authors, who score the unclipped draw; off by default).
 
 The critic is the same model with one output and no action factor:
-``V(s) = sum_k prod_d H_d[i_d, k]``.
+``V(s) = sum_k prod_d H_d[i_d, k]``. :meth:`ParafacCritic.fit` runs L-BFGS on all factors, or with
+``block=d`` on ``H_d`` alone (the authors' block-coordinate critic update; see
+``tnmdp.adapters.parafac_learn``).
 
 Score functions factorise (the paper's Eqs. 12--14): with ``u = d log pi / d Theta[i(s), :]`` (the
 distribution part) the derivative by ``G_d[i, k]`` is ``1[i = i_d] (u . W[:, k])
