@@ -40,7 +40,6 @@ def test_reward_forms(rewards, kind):
 
 def test_time_dependent_arrival_reward_is_stored_compactly():
     T, S = 2000, 4001
-    P = sp.random(2 * S, S, density=0.0, format="csr")
     P = sp.csr_matrix((np.ones(2 * S), (np.arange(2 * S), np.arange(2 * S) // 2)), shape=(2 * S, S))
     rewards = np.zeros((T, 1, 1, S))
     tracemalloc.start()
@@ -131,3 +130,14 @@ def test_nothing_is_renormalised():
 
 def test_repr_mentions_sizes():
     assert "n_states=4" in repr(random_mdp(0))
+
+
+def test_weighted_transitions_share_no_array_with_the_model():
+    mdp = random_mdp(2, 4, 2, 3, sparse=True, reward_form="full")
+    P = mdp.transition_matrix(0)
+    before = P.copy()
+    W = mdp.weighted_transitions(0, lambda r: np.where(r > 0, r, 0.0))  # zeros some entries
+    W.eliminate_zeros()  # rewrites W's index arrays in place
+    np.testing.assert_array_equal(P.indptr, before.indptr)
+    np.testing.assert_array_equal(P.indices, before.indices)
+    np.testing.assert_array_equal(P.data, before.data)

@@ -387,7 +387,8 @@ class FiniteMDP:
         transform : callable
             Elementwise function of reward values (``lambda r: r ** 2``, ``np.exp``, ...).
 
-        Entries where ``P_t`` is zero are zero even for ``-inf`` rewards. Cost ``O(nnz(P_t))``.
+        Entries where ``P_t`` is zero are zero even for ``-inf`` rewards. A new matrix that shares
+        no array with ``P_t``. Cost ``O(nnz(P_t))``.
         """
         S, A = self.n_states, self.n_actions
         P = self.transition_matrix(t)
@@ -408,7 +409,8 @@ class FiniteMDP:
                 a_idx = rows % A if reward.shape[1] > 1 else 0
                 c_idx = cols if reward.shape[2] > 1 else 0
                 r = np.broadcast_to(transform(reward[s_idx, a_idx, c_idx]), cols.shape)
-            return sp.csr_array((P.data * r, P.indices, P.indptr), shape=P.shape)
+            # own index arrays: a caller may edit the result (eliminate_zeros) without touching P
+            return sp.csr_array((P.data * r, P.indices.copy(), P.indptr.copy()), shape=P.shape)
         if moment is None:
             moment = np.broadcast_to(transform(reward), (S, A, S)).reshape(S * A, S)
         with np.errstate(invalid="ignore"):

@@ -96,8 +96,7 @@ class _TiltedSites:
             shift = _finite_max(mdp, t)
             weights = mdp.weighted_transitions(
                 t, lambda r: np.where(np.isneginf(r), 0.0, np.exp(scale * (r - shift))))
-        # a copy: weighted_transitions shares P's index arrays, which eliminate_zeros rewrites
-        weights = sp.csr_array(weights, copy=True)
+        weights = sp.csr_array(weights)  # dense models too
         weights.eliminate_zeros()
         rows = np.repeat(np.arange(S * A), np.diff(weights.indptr))
         log_pi0 = np.broadcast_to(log_reference(self.reference, t, (S, A)), (S, A)).reshape(-1)
