@@ -83,9 +83,15 @@ def moments(mdp, policy, order=2):
         raise ValueError("moments are undefined for rewards with -inf entries")
     S, A, gamma = mdp.n_states, mdp.n_actions, mdp.discount
     m = np.stack([mdp.terminal_rewards ** j for j in range(order + 1)])  # (order+1, S)
+    built = {}  # W_i per distinct site: built once for stationary models
     for t in range(mdp.horizon - 1, -1, -1):
         probs = policy[t]
-        weighted = [mdp.weighted_transitions(t, lambda r, i=i: r ** i) for i in range(order + 1)]
+        key = mdp._site_key(t)
+        if key not in built:
+            built.clear()
+            built[key] = [mdp.weighted_transitions(t, lambda r, i=i: r ** i)
+                          for i in range(order + 1)]
+        weighted = built[key]
         new = np.empty_like(m)
         for j in range(order + 1):
             acc = np.zeros(S * A)
