@@ -239,10 +239,10 @@ def _forward_sweep(mdp, sites, local, ops, history, report):
     return False
 
 
-# FAST PATH ----------------------------------------------------------------------------------
-# Closed-form local solvers (argmax; the Boltzmann policy when temperature > 0): a backward sweep
-# is (soft) backward induction fused with the objective history. Owned by the benchmarks work:
-# tnmdp/fast.py may replace the body with compiled kernels.
+# Closed-form backward sweeps ----------------------------------------------------------------
+# With the closed-form local solvers (argmax; the Boltzmann policy when temperature > 0) a
+# backward sweep is (soft) backward induction; it runs on the compiled kernels of tnmdp.fast
+# where they pay off, on the numpy kernels otherwise.
 def _fast_path_applies(local, temperature, callback, bar):
     from .local import ArgmaxSolver, SoftmaxSolver
 
@@ -356,7 +356,6 @@ def _compiled_backward(mdp, sites, with_history):
     if fast is None:
         return None
     return fast.backward_argmax_sweep(mdp, sites, with_history=with_history)
-# END FAST PATH ------------------------------------------------------------------------------
 
 
 def _record(history, acc, discount, dist, v, how, t, site, report):
