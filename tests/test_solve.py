@@ -209,3 +209,12 @@ def test_lazy_history_equals_the_recorded_one(temperature, size):
     assert lazy.history[-1] == pytest.approx(
         lazy.soft_value if temperature > 0 else lazy.expected_return, rel=1e-12, abs=1e-12)
     assert lazy.history is lazy.history  # computed once
+
+
+def test_actions_of_an_array_policy():
+    one_hot = np.eye(3)[[[2, 0], [1, 1]]]  # (T=2, S=2, A=3)
+    policy = tnmdp.Policy.from_array(one_hot)
+    np.testing.assert_array_equal(policy.actions, [[2, 0], [1, 1]])
+    assert policy.actions.dtype == np.int8
+    with pytest.raises(ValueError, match="policy is not deterministic: it has no .actions"):
+        tnmdp.Policy.from_array(np.full((2, 2, 3), 1 / 3)).actions

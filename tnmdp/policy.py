@@ -217,9 +217,7 @@ class Policy:
             return self._sites
         if not self.deterministic:
             raise ValueError("policy is not deterministic: it has no .actions")
-        sites = [self.site(t) if self.site(t).ndim == 1 else np.argmax(self.site(t), axis=1)
-                 for t in range(self.horizon)]
-        return np.stack(sites).astype(_small_int_dtype(self.n_actions))
+        return self.greedy()._sites  # a deterministic policy is its own greedy policy
 
     def greedy(self):
         """The deterministic policy taking each site's most probable action (lowest on ties)."""
