@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .kernels import backup, matvec, propagate, weighted_sum
-from .local import row_objective
+from .local import site_value
 from .model import as_rng
 from .policy import as_policy
 
@@ -32,8 +32,8 @@ def _check(mdp, policy):
 def policy_values(mdp, policy):
     """``E[G | s_0 = s]`` under ``policy``, shape ``(S,)`` (``policy`` already validated)."""
     v = mdp.terminal_rewards
-    for t in range(mdp.horizon - 1, -1, -1):
-        v = row_objective(backup(mdp, t, v), policy[t], 0.0, 0.0)
+    for t in range(mdp.horizon - 1, -1, -1):  # int sites are read as actions, not expanded
+        v = site_value(backup(mdp, t, v), policy.site(t), 0.0, 0.0)
     return v
 
 
