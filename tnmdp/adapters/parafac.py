@@ -163,6 +163,13 @@ def _check_indices(states, mode_sizes):
     return idx
 
 
+def _scatter_rows(rows, values, n_rows):
+    """``g[rows[n]] += values[n]`` for a ``(n_rows, K)`` zero array, returned raveled."""
+    K = values.shape[1]
+    flat = (rows[:, None] * K + np.arange(K)).ravel()
+    return np.bincount(flat, weights=values.ravel(), minlength=n_rows * K)
+
+
 class _CPModel:
     """``out[n, o] = sum_k W[o, k] prod_d G_d[idx[n, d], k]`` with its JVP and VJP.
 
@@ -214,13 +221,17 @@ class _CPModel:
     # -- evaluation
     def _gather(self, idx):
         """Rows ``G_d[idx[:, d]]`` (n, D, K), their product (n, K) and leave-one-out products."""
-        rows = np.stack([self.factors[d][idx[:, d]] for d in range(self.n_dims)], axis=1)
-        ones = np.ones_like(rows[:, :1])
-        prefix = np.cumprod(np.concatenate([ones, rows[:, :-1]], axis=1), axis=1)
-        suffix = np.cumprod(np.concatenate([ones, rows[:, :0:-1]], axis=1), axis=1)[:, ::-1]
-        loo = prefix * suffix
-        prod = loo[:, 0] * rows[:, 0]
-        return prod, loo
+        D = self.n_dims
+        rows = [self.factors[d][idx[:, d]] for d in range(D)]
+        loo = np.empty((idx.shape[0], D, self.rank))
+        loo[:, 0] = 1.0
+        for d in range(1, D):  # prefix products, then times the suffix products
+            np.multiply(loo[:, d - 1], rows[d - 1], out=loo[:, d])
+        suffix = rows[D - 1]
+        for d in range(D - 2, -1, -1):
+            loo[:, d] *= suffix
+            suffix = suffix * rows[d]
+        return suffix, loo
 
     def _forward(self, idx):
         prod, loo = self._gather(idx)
@@ -232,9 +243,7 @@ class _CPModel:
         c = cot @ weights  # (n, K)
         grads = []
         for d, n_d in enumerate(self.mode_sizes):
-            g = np.zeros((n_d, self.rank))
-            np.add.at(g, idx[:, d], c * loo[:, d])
-            grads.append(g.ravel())
+            grads.append(_scatter_rows(idx[:, d], c * loo[:, d], n_d))
         if self._output_factor:
             grads.append((cot.T @ prod).ravel())
         return np.concatenate(grads)
@@ -300,12 +309,9 @@ class ParafacScore:
     def weighted_sum(self, weights):
         """``sum_n weights[n] score_n``, shape (P,), without forming per-sample vectors."""
         w = np.asarray(weights, dtype=float)
-        K = self.state_rows.shape[2]
         parts = []
         for d, n_d in enumerate(self.mode_sizes):
-            g = np.zeros((n_d, K))
-            np.add.at(g, self.states[:, d], w[:, None] * self.state_rows[:, d])
-            parts.append(g.ravel())
+            parts.append(_scatter_rows(self.states[:, d], w[:, None] * self.state_rows[:, d], n_d))
         if self.action_rows is not None:
             parts.append(np.einsum("n,nak->ak", w, self.action_rows).ravel())
         if self.log_std is not None:
