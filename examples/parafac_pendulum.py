@@ -81,7 +81,8 @@ def train(job):
     bounds = (-2.0, 2.0) if args.clipped_score else None
     policy = ParafacPolicy(env.mode_sizes, 1, args.rank, "gaussian", rng=seed,
                            init_scale=args.init_scale, log_std_init=0.0,
-                           log_std_bounds=(args.min_log_std, 0.0), action_bounds=bounds)
+                           log_std_bounds=(args.min_log_std, 0.0), action_bounds=bounds,
+                           mean_bounds=(-2.0, 2.0) if args.squash_mean else None)
     options = dict(n_updates=args.episodes // args.batch, episodes_per_update=args.batch,
                    gamma=args.gamma, rng=seed)
     if algorithm != "tlrpg":
@@ -131,6 +132,8 @@ def main():
                         help="lower bound of log sigma (upper bound 0, as the authors')")
     parser.add_argument("--clipped-score", action="store_true",
                         help="score of the clipped Gaussian (a deviation from the authors)")
+    parser.add_argument("--squash-mean", action="store_true",
+                        help="mean = 2 tanh(Theta / 2), inside the torque range (a deviation)")
     parser.add_argument("--factor-updates", default="joint", choices=parafac_learn.UPDATE_MODES,
                         help="actor factors: all at once or block by block")
     parser.add_argument("--critic-updates", default="joint", choices=parafac_learn.UPDATE_MODES,

@@ -20,6 +20,9 @@ POLICIES = {
     # bounds inside the spread of the means, so samples land inside and on both bounds
     "clipped-A2": dict(n_actions=2, kind="gaussian", log_std_init=-0.2,
                        action_bounds=([-0.4, -0.6], [0.5, 0.3])),
+    # means squashed into bounds of the order of the tensor entries, so tanh is curved
+    "squashed-A2": dict(n_actions=2, kind="gaussian", log_std_init=-0.2,
+                        mean_bounds=([-0.5, -0.3], [0.4, 0.6])),
 }
 
 
@@ -138,11 +141,30 @@ def test_clipped_gaussian_samples_bounds_and_tail_mass():
             assert abs(frequency - mass) < 5 * np.sqrt(mass * (1 - mass) / draws.size) + 1e-12
 
 
-def test_clipped_gaussian_validation():
-    with pytest.raises(ValueError, match="action_bounds needs kind='gaussian'"):
-        ParafacPolicy((3,), 2, 2, "softmax", action_bounds=(-1, 1))
-    with pytest.raises(ValueError, match="action_bounds must be finite with low < high"):
-        ParafacPolicy((3,), 1, 2, "gaussian", action_bounds=(1, -1))
+@pytest.mark.parametrize("name", ["action_bounds", "mean_bounds"])
+def test_gaussian_bounds_validation(name):
+    with pytest.raises(ValueError, match=f"{name} needs kind='gaussian'"):
+        ParafacPolicy((3,), 2, 2, "softmax", **{name: (-1, 1)})
+    with pytest.raises(ValueError, match=f"{name} must be finite with low < high"):
+        ParafacPolicy((3,), 1, 2, "gaussian", **{name: (1, -1)})
+    with pytest.raises(ValueError, match=f"{name} must be finite with low < high"):
+        ParafacPolicy((3,), 1, 2, "gaussian", **{name: (-np.inf, 1)})
+
+
+def test_squashed_mean_is_scaled_tanh_of_the_tensor():
+    policy = _policy("squashed-A2")
+    states = _states(50)
+    theta = policy._cp._forward(states)[0]
+    low, high = np.array([-0.5, -0.3]), np.array([0.4, 0.6])
+    expected = (low + high) / 2 + (high - low) / 2 * np.tanh((theta - (low + high) / 2)
+                                                             / ((high - low) / 2))
+    means = policy.distribution(states)
+    np.testing.assert_allclose(means, expected, rtol=0, atol=1e-15)
+    assert ((means > low) & (means < high)).all()
+    # the samples are centred on the squashed means (200,000 draws, 5 standard errors)
+    draws = policy.sample(np.repeat(states[:1], 200_000, axis=0), rng=2)
+    sigma = np.exp(-0.2)
+    assert np.abs(draws.mean(axis=0) - means[0]).max() < 5 * sigma / np.sqrt(200_000)
 
 
 def test_critic_gradient_matches_finite_differences():
@@ -260,7 +282,10 @@ def test_tensor_network_contracts_to_full(name):
     assert full.shape == MODES + (policy.n_actions,)
     np.testing.assert_allclose(dense, full, rtol=1e-13, atol=1e-15)
     states = _states(6)
-    np.testing.assert_allclose(policy.distribution(states), full[tuple(states.T)], atol=1e-14)
+    entries = full[tuple(states.T)]
+    if policy.kind == "gaussian":  # the means are the entries, squashed with mean_bounds
+        entries = policy._mean(entries)[0]
+    np.testing.assert_allclose(policy.distribution(states), entries, atol=1e-14)
 
 
 def test_critic_tensor_network_contracts_to_full():

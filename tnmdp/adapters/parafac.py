@@ -18,7 +18,9 @@ tensor ``Theta[i_0, ..., i_{D-1}, a]`` held in PARAFAC form::
   clamped to ``log_std_bounds`` (its score passes at the bounds themselves, as ``torch.clamp``'s
   gradient does). With ``action_bounds`` the policy is the clipped Gaussian
   ``clip(N(mu, sigma^2), low, high)`` and its score that of the clipped action (a deviation from
-  the authors, who score the unclipped draw; off by default).
+  the authors, who score the unclipped draw; off by default). With ``mean_bounds`` the mean is
+  squashed into ``(low, high)``: ``mu = m + h tanh((Theta - m) / h)``, ``m, h`` the bounds'
+  midpoint and half-width (slope one at ``m``; also a deviation, off by default).
 
 The critic is the same model with one output and no action factor:
 ``V(s) = sum_k prod_d H_d[i_d, k]``. :meth:`ParafacCritic.fit` runs L-BFGS on all factors, or with
@@ -369,6 +371,13 @@ class ParafacPolicy:
         returns clipped actions and :meth:`log_prob` / :meth:`score` use its mixed density (the
         normal density inside, the tail mass ``Phi`` at a bound; Fujita & Maeda, "Clipped
         action policy gradient", ICML 2018). Default None: the unclipped Gaussian.
+    mean_bounds : (array_like, array_like), optional
+        Gaussian: ``(low, high)``, each of shape ``(A,)`` or scalar. When given, the mean is
+        ``mu = m + h tanh((Theta - m) / h)`` with ``m = (low + high) / 2``, ``h = (high - low) / 2``:
+        always inside ``(low, high)``, equal to ``Theta`` to first order near ``m``. Without it an
+        unbounded mean can drift far outside the actions the environment accepts, where the
+        sampled actions are all clipped to the same bound and the score carries only noise.
+        Default None: ``mu = Theta`` (the authors').
 
     Attributes
     ----------
@@ -384,7 +393,8 @@ class ParafacPolicy:
     """
 
     def __init__(self, mode_sizes, n_actions, rank, kind="softmax", *, rng=None, init_scale=0.1,
-                 log_std_init=0.0, log_std_bounds=(-2.5, 1.0), action_bounds=None):
+                 log_std_init=0.0, log_std_bounds=(-2.5, 1.0), action_bounds=None,
+                 mean_bounds=None):
         if kind not in _KINDS:
             raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
         self.kind = kind
@@ -399,17 +409,20 @@ class ParafacPolicy:
                 raise ValueError(f"log_std_bounds must be increasing, got {log_std_bounds!r}")
             self.log_std_bounds = (lo, hi)
             self.log_std = np.full(self.n_actions, float(log_std_init))
-        self.action_bounds = None
-        if action_bounds is not None:
-            if kind != "gaussian":
-                raise ValueError("action_bounds needs kind='gaussian'")
-            low, high = (np.broadcast_to(np.asarray(b, dtype=float), (self.n_actions,)).copy()
-                         for b in action_bounds)
-            if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and
-                    np.all(low < high)):
-                raise ValueError(f"action_bounds must be finite with low < high, got "
-                                 f"{action_bounds!r}")
-            self.action_bounds = (low, high)
+        self.action_bounds = self._check_bounds("action_bounds", action_bounds)
+        self.mean_bounds = self._check_bounds("mean_bounds", mean_bounds)
+
+    def _check_bounds(self, name, bounds):
+        """``(low, high)`` arrays of shape (A,) from a Gaussian policy's bounds argument."""
+        if bounds is None:
+            return None
+        if self.kind != "gaussian":
+            raise ValueError(f"{name} needs kind='gaussian'")
+        low, high = (np.broadcast_to(np.asarray(b, dtype=float), (self.n_actions,)).copy()
+                     for b in bounds)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)):
+            raise ValueError(f"{name} must be finite with low < high, got {bounds!r}")
+        return low, high
 
     def __repr__(self):
         return (f"ParafacPolicy(mode_sizes={self.mode_sizes}, n_actions={self.n_actions}, "
@@ -456,13 +469,26 @@ class ParafacPolicy:
         lo, hi = self.log_std_bounds
         return np.exp(np.clip(self.log_std, lo, hi))
 
+    def _mean(self, out):
+        """Gaussian means ``mu`` (n, A) from the tensor entries ``Theta`` and ``d mu / d Theta``.
+
+        Without ``mean_bounds``: ``mu = Theta`` and the derivative is None (one).
+        """
+        if self.mean_bounds is None:
+            return out, None
+        low, high = self.mean_bounds
+        mid, half = (high + low) / 2, (high - low) / 2
+        squashed = np.tanh((out - mid) / half)
+        return mid + half * squashed, 1.0 - squashed ** 2
+
     # -- distributions
     def _check_states(self, states):
         return _check_indices(states, self.mode_sizes)
 
     def distribution(self, states):
-        """Logits (softmax) or means (Gaussian) ``Theta[i(s), :]``, shape (n, A)."""
-        return self._cp._forward(self._check_states(states))[0]
+        """Logits ``Theta[i(s), :]`` (softmax) or means ``mu(s)`` (Gaussian), shape (n, A)."""
+        out = self._cp._forward(self._check_states(states))[0]
+        return out if self.kind == "softmax" else self._mean(out)[0]
 
     def probabilities(self, states):
         """Softmax action probabilities, shape (n, A)."""
@@ -499,6 +525,7 @@ class ParafacPolicy:
             u[np.arange(n), act] += 1.0
             return logp_all[np.arange(n), act], u, None
         sigma = self._sigma()
+        out, slope = self._mean(out)
         z = (act - out) / sigma
         logp = -0.5 * z ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
         d_mean, d_log_std = z / sigma, z ** 2 - 1.0
@@ -515,6 +542,8 @@ class ParafacPolicy:
             logp = np.where(clipped, log_mass, logp)
             d_mean = np.where(clipped, sign * hazard / sigma, d_mean)
             d_log_std = np.where(clipped, -tail * hazard, d_log_std)
+        if slope is not None:
+            d_mean = d_mean * slope
         lo, hi = self.log_std_bounds
         free = (self.log_std >= lo) & (self.log_std <= hi)
         return logp.sum(axis=1), d_mean, d_log_std * free
@@ -561,7 +590,9 @@ class ParafacPolicy:
         out, prod, loo = self._cp._forward(idx)
         if self.kind == "softmax":
             return {"logp": _log_softmax(out), "prod": prod, "loo": loo}
-        return {"mean": out, "log_sigma": np.log(self._sigma()), "prod": prod, "loo": loo}
+        mean, slope = self._mean(out)
+        return {"mean": mean, "slope": slope, "log_sigma": np.log(self._sigma()), "prod": prod,
+                "loo": loo}
 
     def kl_from(self, snapshot, states):
         """Mean ``KL(old || self)`` over ``states``, ``old`` given by :meth:`_snapshot`."""
@@ -569,6 +600,7 @@ class ParafacPolicy:
         if self.kind == "softmax":
             old = snapshot["logp"]
             return float((np.exp(old) * (old - _log_softmax(out))).sum(axis=1).mean())
+        out = self._mean(out)[0]
         ls_old, ls_new = snapshot["log_sigma"], np.log(self._sigma())
         var_old, var_new = np.exp(2 * ls_old), np.exp(2 * ls_new)
         kl = ls_new - ls_old + (var_old + (snapshot["mean"] - out) ** 2) / (2 * var_new) - 0.5
@@ -585,7 +617,8 @@ class ParafacPolicy:
             return cp._vjp(states, h, snapshot["prod"], snapshot["loo"]) / n
         lo, hi = self.log_std_bounds
         free = (self.log_std >= lo) & (self.log_std <= hi)
-        h = dout / np.exp(2 * snapshot["log_sigma"])
+        slope = 1.0 if snapshot["slope"] is None else snapshot["slope"]
+        h = slope ** 2 * dout / np.exp(2 * snapshot["log_sigma"])
         fv = cp._vjp(states, h, snapshot["prod"], snapshot["loo"]) / n
         return np.concatenate([fv, 2.0 * vector[nf:] * free])
 
