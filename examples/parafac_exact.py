@@ -59,9 +59,10 @@ def train(job):
     if method == "exact":
         result = parafac_learn.exact_ascent(policy, mdp, n_steps=args.steps, lr=args.exact_lr)
     else:
+        step = {} if method == "trtlrpo" else {"lr": args.lr}  # TRTLRPO's step is its KL bound
         result = getattr(parafac_learn, method)(policy, mdp, n_updates=args.updates,
-                                                episodes_per_update=args.episodes, lr=args.lr,
-                                                rng=seed)
+                                                episodes_per_update=args.episodes, rng=seed,
+                                                **step)
     curve = np.append(result.exact_returns, result.final_exact_return)
     return method, rank, seed, curve.tolist(), result.n_params
 
@@ -92,7 +93,7 @@ def main():
     parser.add_argument("--sampled-ranks", type=int, nargs="+", default=[2, 5, 10])
     parser.add_argument("--updates", type=int, default=100)
     parser.add_argument("--episodes", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=0.03)
+    parser.add_argument("--lr", type=float, default=0.03, help="Adam step (not TRTLRPO)")
     parser.add_argument("--init-scale", type=float, default=0.5)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
