@@ -7,9 +7,9 @@ evaluated exactly by contraction (``tnmdp.evaluate``), so the curves carry no Mo
 Reported, for ranks 1..10:
 
 * the exact return of the rank-K policy learned by Adam on the exact policy gradient
-  (``exact_ascent``: gradients by contraction, best of two initialisations), and, for a few ranks,
-  of the sampled learner (PTLRPO by default) after a fixed budget of episodes, as fractions of
-  the optimum,
+  (``exact_ascent``: gradients by contraction, best of two initialisations), and of each of the
+  four sampled learners (TLRPG, TLRAC, PTLRPO, TRTLRPO; one seed) after a fixed budget of
+  episodes, as fractions of the optimum,
   ``(J - J_uniform) / (J* - J_uniform)`` (returns are negative costs, so the uniform random
   policy is the zero of the scale and the optimum its one), with parameter counts;
 * the relative CP-fit error ``||X - X_K|| / ||X||`` of three exact tensors of shape
@@ -17,9 +17,13 @@ Reported, for ranks 1..10:
   softmax policy's logits must represent) and the optimal deterministic policy as one-hot -- the
   paper's Fig. 1 on an exact optimum instead of a trained network.
 
+Step sizes of the sampled learners (``STEPS``) were screened on rank 5: Adam 0.03 for one
+epoch per batch (TLRPG, TLRAC); PTLRPO's ten epochs per batch need 0.003 (at 0.03 it stalls near
+0.3 of the optimum); TRTLRPO takes KL steps of 0.01.
+
 Usage::
 
-    python examples/parafac_exact.py            # ~3 min on 2 cores
+    python examples/parafac_exact.py            # ~6 min on 2 cores
     python examples/parafac_exact.py --quick    # ~30 s
 
 Writes ``examples/results/parafac_exact.{json,png}``.
@@ -42,6 +46,8 @@ from tnmdp.adapters.parafac import ParafacPolicy
 from tnmdp.models.pendulum import pendulum
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+STEPS = {"tlrpg": {"lr": 0.03, "epochs": 1}, "tlrac": {"lr": 0.03, "epochs": 1},
+         "ptlrpo": {"lr": 0.003, "epochs": 10}, "trtlrpo": {"max_kl": 0.01}}
 
 
 def make_mdp(args, horizon=None):
@@ -59,10 +65,9 @@ def train(job):
     if method == "exact":
         result = parafac_learn.exact_ascent(policy, mdp, n_steps=args.steps, lr=args.exact_lr)
     else:
-        step = {} if method == "trtlrpo" else {"lr": args.lr}  # TRTLRPO's step is its KL bound
         result = getattr(parafac_learn, method)(policy, mdp, n_updates=args.updates,
                                                 episodes_per_update=args.episodes, rng=seed,
-                                                **step)
+                                                **STEPS[method])
     curve = np.append(result.exact_returns, result.final_exact_return)
     return method, rank, seed, curve.tolist(), result.n_params
 
@@ -89,17 +94,17 @@ def main():
     parser.add_argument("--initial", default="uniform")
     parser.add_argument("--steps", type=int, default=300, help="exact-ascent Adam steps")
     parser.add_argument("--exact-lr", type=float, default=0.05)
-    parser.add_argument("--algorithm", default="ptlrpo", choices=parafac_learn.ALGORITHMS)
-    parser.add_argument("--sampled-ranks", type=int, nargs="+", default=[2, 5, 10])
-    parser.add_argument("--updates", type=int, default=100)
+    parser.add_argument("--algorithms", nargs="+", default=list(parafac_learn.ALGORITHMS),
+                        choices=parafac_learn.ALGORITHMS)
+    parser.add_argument("--sampled-ranks", type=int, nargs="+", default=list(range(1, 11)))
+    parser.add_argument("--updates", type=int, default=600)
     parser.add_argument("--episodes", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=0.03, help="Adam step (not TRTLRPO)")
     parser.add_argument("--init-scale", type=float, default=0.5)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     ranks = list(range(1, 11))
     if args.quick:
-        args.steps, args.updates, ranks = 100, 30, [1, 2, 5, 10]
+        args.steps, args.updates, ranks = 100, 100, [1, 2, 5, 10]
         args.sampled_ranks = [5]
     start = time.time()
 
@@ -110,7 +115,7 @@ def main():
     errors = cp_errors(mdp, args, ranks)
 
     jobs = [(args, "exact", rank, seed) for rank in ranks + ["tabular"] for seed in (0, 1)]
-    jobs += [(args, args.algorithm, rank, 0) for rank in args.sampled_ranks]
+    jobs += [(args, alg, rank, 0) for alg in args.algorithms for rank in args.sampled_ranks]
     with ProcessPoolExecutor(args.workers) as pool:
         runs = list(pool.map(train, jobs))
 
@@ -122,22 +127,26 @@ def main():
         return (value - uniform) / (optimum - uniform)
 
     exact = {r: best("exact", r) for r in ranks + ["tabular"]}
-    sampled = {r: best(args.algorithm, r) for r in args.sampled_ranks}
+    sampled = {alg: {r: best(alg, r) for r in args.sampled_ranks} for alg in args.algorithms}
     print(f"finite pendulum {args.n_theta}x{args.n_omega}, {mdp.n_actions} torques, "
           f"T={args.horizon}, gamma={mdp.discount}, initial={args.initial}: "
           f"J*={optimum:.2f}, J_uniform={uniform:.2f}; fraction = (J - J_unif) / (J* - J_unif)")
-    print(f"{'rank':>7} {'params':>6} {'exact ascent':>12} {args.algorithm:>8} "
-          f"{'CP err Q':>9} {'Q - V':>7} {'policy':>7}")
+    print(f"{'rank':>7} {'params':>6} {'exact ascent':>12} "
+          + "".join(f"{alg:>8}" for alg in args.algorithms)
+          + f" {'CP err Q':>9} {'Q - V':>7} {'policy':>7}")
     for i, rank in enumerate(ranks + ["tabular"]):
         curve, n_params = exact[rank]
         row = f"{rank:>7} {n_params:>6} {fraction(curve[-1]):>12.3f} "
-        row += (f"{fraction(sampled[rank][0][-1]):>8.3f} " if rank in sampled else f"{'-':>8} ")
+        for alg in args.algorithms:
+            row += (f"{fraction(sampled[alg][rank][0][-1]):>8.3f}" if rank in sampled[alg]
+                    else f"{'-':>8}")
+        row += " "
         if rank != "tabular":
             row += (f"{errors['Q'][i]:>9.2e} {errors['advantage'][i]:>7.3f} "
                     f"{errors['policy'][i]:>7.3f}")
         print(row)
     print(f"('tabular': a stationary softmax over all {mdp.n_states} states; the optimum is "
-          f"time-dependent.) {args.algorithm}: {args.updates} x {args.episodes} episodes. "
+          f"time-dependent.) Sampled learners: {args.updates} x {args.episodes} episodes. "
           f"Elapsed {time.time() - start:.0f} s")
 
     summary = {
@@ -146,10 +155,13 @@ def main():
         "params": [exact[r][1] for r in ranks],
         "exact_ascent_fraction": [fraction(exact[r][0][-1]) for r in ranks],
         "tabular_stationary_fraction": fraction(exact["tabular"][0][-1]),
-        "sampled_fraction": {str(r): fraction(sampled[r][0][-1]) for r in sampled},
+        "steps": {alg: STEPS[alg] for alg in args.algorithms},
+        "sampled_fraction": {alg: {str(r): fraction(c[-1]) for r, (c, _) in runs_.items()}
+                             for alg, runs_ in sampled.items()},
         "cp_error": errors,
         "exact_curves": {str(r): exact[r][0] for r in ranks},
-        "sampled_curves": {str(r): sampled[r][0] for r in sampled},
+        "sampled_curves": {alg: {str(r): c for r, (c, _) in runs_.items()}
+                           for alg, runs_ in sampled.items()},
     }
     os.makedirs(RESULTS, exist_ok=True)
     suffix = "_quick" if args.quick else ""
@@ -167,11 +179,11 @@ def plot(summary, path):
     settings = summary["settings"]
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
     ax = axes[0]
-    cmap = plt.get_cmap("viridis")
-    for i, (rank, curve) in enumerate(summary["sampled_curves"].items()):
-        episodes = np.arange(len(curve)) * settings["episodes"]
-        ax.plot(episodes, curve, color=cmap(i / max(len(summary["sampled_curves"]), 1)),
-                label=f"{settings['algorithm'].upper()}, rank {rank}")
+    shown = "5" if all("5" in c for c in summary["sampled_curves"].values()) else None
+    for i, (alg, curves) in enumerate(summary["sampled_curves"].items()):
+        rank = shown or next(iter(curves))
+        episodes = np.arange(len(curves[rank])) * settings["episodes"]
+        ax.plot(episodes, curves[rank], color=f"C{i + 3}", label=f"{alg.upper()}, rank {rank}")
     ax.axhline(summary["optimum"], color="k", ls="--", label="exact optimum (solve)")
     ax.axhline(summary["uniform"], color="gray", ls=":", label="uniform policy")
     ax.set(xlabel="episodes sampled", ylabel="exact expected return of the iterate",
@@ -181,10 +193,10 @@ def plot(summary, path):
     ax = axes[1]
     ranks = summary["ranks"]
     ax.plot(ranks, summary["exact_ascent_fraction"], "o-", label="exact-gradient ascent")
-    sampled = summary["sampled_fraction"]
-    ax.plot([int(r) for r in sampled], list(sampled.values()), "s",
-            label=f"{settings['algorithm'].upper()} ({settings['updates'] * settings['episodes']}"
-                  " episodes)")
+    budget = settings["updates"] * settings["episodes"]
+    for i, (alg, fractions) in enumerate(summary["sampled_fraction"].items()):
+        ax.plot([int(r) for r in fractions], list(fractions.values()), "s", color=f"C{i + 3}",
+                label=f"{alg.upper()} ({budget} episodes)")
     ax.axhline(summary["tabular_stationary_fraction"], color="C2", ls="-.",
                label="stationary tabular softmax")
     ax.axhline(1.0, color="k", ls="--", label="exact optimum")
