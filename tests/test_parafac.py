@@ -454,6 +454,24 @@ def test_learning_keeps_log_std_within_bounds():
     assert len(set(seen)) > 1  # it moved, and was projected back onto the bounds
 
 
+@pytest.mark.slow
+def test_pendulum_squashed_trtlrpo_swings_up():
+    # examples/parafac_pendulum.py's tuned TRTLRPO, one seed, 600 of its 2,000 episodes
+    pytest.importorskip("gymnasium")
+    env = parafac_learn.GymEnvironment(max_steps=1000, g=9.81)
+    policy = ParafacPolicy(env.mode_sizes, 1, 5, "gaussian", rng=0, log_std_bounds=(-2.5, 0.0),
+                           mean_bounds=(-2.0, 2.0))
+    critic = ParafacCritic(env.mode_sizes, 5, rng=10_000, init_scale=1.0)
+    result = parafac_learn.trtlrpo(policy, env, critic, n_updates=60, episodes_per_update=10,
+                                   gamma=0.99, lam=0.99, max_kl=0.01, cg_iters=5,
+                                   critic_iters=25, rng=0)
+    # a policy that never swings up pays ~ -4000 .. -7000 per 1,000-step episode
+    assert result.returns[:5].mean() < -4000
+    assert result.returns[-10:].mean() > -800
+    means = result.policy.distribution(np.stack(np.unravel_index(np.arange(1000), (10,) * 3), 1))
+    assert (np.abs(means) < 2).all()
+
+
 # ---------------------------------------------------------------------------------- exact gradient
 def _check_exact_gradient(mdp, policy):
     """exact_gradient against tnmdp.evaluate and its finite differences."""
