@@ -43,6 +43,7 @@ tuned rows with 8 seeds are the committed ``parafac_pendulum.json``)::
              TLRAC, critic joint                     4   -543 [-699, -510]
              TLRAC, actor and critic blockwise       8   -607 [-637, -512]
              TLRAC, critic blockwise, Adam 3e-4      4   -1913 [-2429, -1265] (still learning)
+             TLRAC, log sigma >= -1.5                4   -400 [-443, -355] (-454 at -2.5)
     screens: squashed mean, gamma 0.99
              TLRAC / PTLRPO                          4   -1733 / -1073 (learn far slower)
              TRTLRPO, lambda 0.9, 1,000 ep.          8   -355 [-591, -276]
