@@ -197,10 +197,11 @@ def main():
         tail = curves[:, -window:].mean(axis=1)
         reach = [first_reaching(c, -300.0, window) for c in curves]
         reach = [None if r is None else r * args.batch for r in reach]
-        summary["algorithms"][alg] = {"settings": settings(args, alg), "curves": curves.tolist(),
+        chosen = settings(args, alg)
+        summary["algorithms"][alg] = {"settings": chosen, "curves": curves.tolist(),
                                       "n_params": n_params, "final": tail.tolist(),
                                       "episodes_to_-300": reach}
-        print(f"  {alg:8s} {settings(args, alg)}\n           actor+critic params {n_params}: "
+        print(f"  {alg:8s} {chosen}\n           actor+critic params {n_params}: "
               f"final return median {np.median(tail):7.1f}, quartiles "
               f"[{np.percentile(tail, 25):.1f}, {np.percentile(tail, 75):.1f}]; episodes to "
               f"reach -300 (100-episode mean): {reach}")

@@ -468,8 +468,6 @@ def test_pendulum_squashed_trtlrpo_swings_up():
     # a policy that never swings up pays ~ -4000 .. -7000 per 1,000-step episode
     assert result.returns[:5].mean() < -4000
     assert result.returns[-10:].mean() > -800
-    means = result.policy.distribution(np.stack(np.unravel_index(np.arange(1000), (10,) * 3), 1))
-    assert (np.abs(means) < 2).all()
 
 
 # ---------------------------------------------------------------------------------- exact gradient

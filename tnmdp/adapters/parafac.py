@@ -222,7 +222,11 @@ class _CPModel:
 
     # -- evaluation
     def _gather(self, idx):
-        """Rows ``G_d[idx[:, d]]`` (n, D, K), their product (n, K) and leave-one-out products."""
+        """Products ``prod_d G_d[idx[:, d]]`` (n, K) and leave-one-out products (n, D, K).
+
+        ``loo[:, d] = prod_{d' != d} G_{d'}[idx[:, d']]``: prefix products times suffix products,
+        ``O(n D K)`` without division (factor entries may be zero).
+        """
         D = self.n_dims
         rows = [self.factors[d][idx[:, d]] for d in range(D)]
         loo = np.empty((idx.shape[0], D, self.rank))
