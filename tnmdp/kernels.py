@@ -15,7 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["matvec", "rmatvec", "backup", "propagate", "greedy", "soft_backup",
-           "site_probabilities", "log_reference", "row_max", "row_sum", "weighted_sum"]
+           "site_probabilities", "log_reference", "row_max", "row_sum", "weighted_sum",
+           "small_int_dtype"]
 
 #: Up to this many actions, reductions over the action axis loop over columns: numpy's
 #: reductions along a short trailing axis are ~30x slower than elementwise column operations.
@@ -208,3 +209,11 @@ def weighted_sum(weights, values):
     if (forbidden & (weights > 0)).any():
         return -np.inf
     return float(weights @ np.where(forbidden, 0.0, values))
+
+
+def small_int_dtype(n):
+    """The smallest signed integer dtype holding ``0..n-1`` (actions, states)."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if n - 1 <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64

@@ -12,78 +12,12 @@ A :class:`Policy` is array-like: ``np.asarray(policy)`` is the dense ``(T, S, A)
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .kernels import backup, log_reference, site_probabilities, soft_backup
+from .environments import MEMORY_BUDGET, Checkpoints  # noqa: F401  (old location, kept)
+from .kernels import backup, log_reference, site_probabilities, small_int_dtype, soft_backup
 
-__all__ = ["Policy", "SoftPolicy", "Checkpoints", "as_policy", "MEMORY_BUDGET"]
-
-#: Bytes a cache of per-site vectors may use before it switches to sqrt(T) checkpoints.
-MEMORY_BUDGET = 128 * 2**20
-
-
-class Checkpoints:
-    """A sequence ``x_0..x_n`` defined by a recursion, kept whole or at checkpoints.
-
-    Parameters
-    ----------
-    step : callable
-        ``step(t, x) -> x'``: for ``forward=True`` maps ``x_t`` to ``x_{t+1}``; otherwise maps
-        ``x_{t+1}`` to ``x_t``.
-    n : int
-        Last index.
-    nbytes : int
-        Size of one element; with ``(n + 1) * nbytes <= MEMORY_BUDGET`` all elements are kept,
-        otherwise every ``ceil(sqrt(n))``-th, and a block is recomputed from its checkpoint when
-        an element inside it is read (one extra pass over the recursion in all).
-    forward : bool
-
-    Notes
-    -----
-    Fill it by calling :meth:`record` for every index in recursion order; read with ``[t]``.
-    Sequential reads in either direction cost ``O(1)`` recursion steps per element.
-    """
-
-    def __init__(self, step, n, nbytes, forward, budget=None):
-        self.step, self.n, self.forward = step, n, forward
-        budget = MEMORY_BUDGET if budget is None else budget
-        self.stride = 1 if (n + 1) * nbytes <= budget else max(1, math.isqrt(n) + 1)
-        self._stored, self._block = {}, {}
-
-    def record(self, t, x):
-        """Offer ``x_t`` (in recursion order); it is kept if ``t`` is a checkpoint."""
-        if self.stride == 1 or t % self.stride == 0 or t == self.n or t == 0:
-            self._stored[t] = x
-
-    def __getitem__(self, t):
-        x = self._stored.get(t)
-        if x is not None:
-            return x
-        x = self._block.get(t)
-        if x is not None:
-            return x
-        k = self.stride
-        if self.forward:
-            start, stop = (t // k) * k, min(self.n, (t // k + 1) * k)
-            x, block = self._stored[start], {}
-            for u in range(start, stop - 1):
-                x = self.step(u, x)
-                block[u + 1] = x
-        else:
-            stop, start = min(self.n, (t // k + 1) * k), (t // k) * k
-            x, block = self._stored[stop], {}
-            for u in range(stop - 1, start, -1):
-                x = self.step(u, x)
-                block[u] = x
-        self._block = block
-        return block[t]
-
-    @property
-    def nbytes(self):
-        """Bytes held by the stored checkpoints."""
-        return sum(getattr(x, "nbytes", 0) for x in self._stored.values())
+__all__ = ["Policy", "SoftPolicy", "as_policy"]
 
 
 def _rows_of(sites):
@@ -99,7 +33,7 @@ def _rows_of(sites):
 
 
 def _small_int_dtype(n_actions):
-    return np.int8 if n_actions <= 127 else (np.int16 if n_actions <= 32767 else np.int32)
+    return small_int_dtype(n_actions)
 
 
 class Policy:
@@ -238,39 +172,23 @@ class Policy:
 
 
 class _SoftSites:
-    """Sequence of Boltzmann sites computed on demand from checkpointed soft values.
+    """Sequence of Boltzmann sites computed on demand from checkpointed soft values."""
 
-    Large problems use the compiled kernels of :mod:`tnmdp.fast` (numba) when available: one
-    site costs ``O(nnz(P_t) + S A)`` without numpy dispatch, and so does each step of a block
-    recomputation when ``values`` comes from the compiled sweep.
-    """
-
-    def __init__(self, mdp, values, temperature, reference):
+    def __init__(self, mdp, values, temperature, reference, site):
         self.mdp, self.values = mdp, values
         self.temperature, self.reference = temperature, reference
-        self._compiled = _compiled_soft_backup(mdp, temperature, reference)
+        self._site = site if site is not None else self._numpy_site
 
     def __len__(self):
         return self.mdp.horizon
 
     def __getitem__(self, t):
-        if self._compiled is not None:
-            return self._compiled.site(t, self.values[t + 1])
-        q = backup(self.mdp, t, self.values[t + 1])
+        return self._site(t, self.values[t + 1])
+
+    def _numpy_site(self, t, v_next):
+        q = backup(self.mdp, t, v_next)
         log_pi0 = log_reference(self.reference, t, q.shape)
         return np.exp(soft_backup(q, log_pi0, self.temperature)[0])
-
-
-def _compiled_soft_backup(mdp, temperature, reference):
-    """:class:`tnmdp.fast.SoftBackup` when numba is available and the problem large enough to
-    repay it (:func:`tnmdp.fast.worthwhile`), else ``None``."""
-    if mdp.horizon * mdp.n_states * mdp.n_actions < 2**17:  # tnmdp.fast.MIN_WORK: no import
-        return None
-    try:
-        from . import fast
-    except ImportError:  # numba unavailable: numpy kernels
-        return None
-    return fast.SoftBackup(mdp, temperature, reference) if fast.worthwhile(mdp) else None
 
 
 class SoftPolicy(Policy):
@@ -284,10 +202,22 @@ class SoftPolicy(Policy):
     values : Checkpoints
         ``values[t]`` is ``V_t`` (shape ``(S,)``), ``t = 0..T``.
     temperature : float
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    values : Checkpoints or sequence of ndarray
+        ``V_t``, ``t = 0..T``.
+    temperature : float
+    reference : Policy or None
+        ``pi0`` (uniform when ``None``).
+    site : callable, optional
+        ``site(t, V_{t+1}) -> pi_t`` (shape ``(S, A)``), the injected site computation
+        (:func:`tnmdp.sweep.soft_site` picks the backend); default the numpy kernels.
     """
 
-    def __init__(self, mdp, values, temperature, reference):
-        super().__init__(_SoftSites(mdp, values, temperature, reference), mdp.n_states,
+    def __init__(self, mdp, values, temperature, reference, site=None):
+        super().__init__(_SoftSites(mdp, values, temperature, reference, site), mdp.n_states,
                          mdp.n_actions)
         self.values, self.temperature = values, temperature
 

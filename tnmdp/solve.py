@@ -6,12 +6,13 @@ import numbers
 
 import numpy as np
 
+from . import backends
 from .evaluate import policy_values
 from .kernels import weighted_sum
 from .local import get_local_solver
 from .model import FiniteMDP, as_rng
 from .policy import Policy, SoftPolicy, as_policy
-from .sweep import STATUS_MESSAGES, sweep
+from .sweep import STATUS_MESSAGES, soft_site, sweep
 
 __all__ = ["solve", "Solution", "check_mdp", "check_reference"]
 
@@ -113,7 +114,7 @@ def _initial_sites(initial_policy, mdp, rng):
 
 def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
           reference_policy=None, initial_policy="uniform", max_sweeps=None, tol=1e-12,
-          rng=None, callback=None, progress=False):
+          rng=None, callback=None, progress=False, backend="auto"):
     """Optimise the policy of a finite MDP by DMRG-style sweeps over the policy MPS.
 
     Parameters
@@ -144,6 +145,10 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
         ``callback(state: SweepState)`` after each site update; returning ``True`` stops.
     progress : bool
         Show a tqdm bar over sites.
+    backend : {"auto", "numpy", "numba"}
+        Kernels of the closed-form backward sweeps (:mod:`tnmdp.backends`): ``"auto"`` uses
+        the compiled ones when numba is installed and the problem repays loading them. The
+        result does not depend on it (to rounding; ties to the lowest action either way).
 
     Returns
     -------
@@ -166,6 +171,7 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     local = get_local_solver(local_solver)
+    backends.select(mdp, backend)  # validates backend
     temperature = check_temperature(temperature)
     local.check(temperature)
     if temperature == 0 and reference_policy is not None:
@@ -182,11 +188,12 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
 
     result = sweep(mdp, sites, local, direction=direction, temperature=temperature,
                    reference=reference, max_sweeps=max_sweeps, tol=tol, callback=callback,
-                   progress=progress)
+                   progress=progress, backend=backend)
     compact_soft = (temperature > 0 and result.right is not None and result.status == 0
                     and local.optimal and local.exact)
     if compact_soft:
-        policy = SoftPolicy(mdp, result.right, temperature, reference)
+        policy = SoftPolicy(mdp, result.right, temperature, reference,
+                            site=soft_site(mdp, temperature, reference, backend))
     else:
         policy = Policy._from_sites(result.sites, mdp.n_states, mdp.n_actions)
     values = result.plain_values if result.plain_values is not None and result.status != 2 \

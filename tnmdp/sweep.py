@@ -25,11 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import backup, log_reference, propagate, site_probabilities, weighted_sum
-from .local import row_objective, site_value
-from .policy import Checkpoints
+from . import backends
+from .environments import Checkpoints, recursion
+from .kernels import (backup, greedy, log_reference, propagate, site_probabilities, soft_backup,
+                      weighted_sum)
+from .local import ArgmaxSolver, SoftmaxSolver, row_objective, site_value
 
-__all__ = ["SweepState", "SweepResult", "sweep"]
+__all__ = ["SweepState", "SweepResult", "sweep", "soft_site"]
 
 STATUS_MESSAGES = {
     0: "converged",
@@ -124,20 +126,8 @@ class _Site:
         return lambda t, left: self.advance(t, left, sites[t])
 
 
-def _environments(step, first, n, nbytes, forward):
-    """Compute a whole recursion into a :class:`Checkpoints` store."""
-    store = Checkpoints(step, n, nbytes, forward)
-    x = first
-    order = range(n + 1) if forward else range(n, -1, -1)
-    for t in order:
-        if t != order[0]:
-            x = step(t - 1, x) if forward else step(t, x)
-        store.record(t, x)
-    return store
-
-
 def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference=None,
-          max_sweeps=None, tol=1e-12, callback=None, progress=False):
+          max_sweeps=None, tol=1e-12, callback=None, progress=False, backend="auto"):
     """Optimise policy sites by sweeping; see :func:`tnmdp.solve` for the parameters.
 
     Parameters
@@ -167,12 +157,13 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
             if direction == "backward":  # the only sweep: the history is computed on demand
                 initial = list(sites)
                 right, plain, v0 = _backward_closed_form_sweep(
-                    mdp, sites, None, temperature, reference, keep_sites=False)
+                    mdp, sites, None, temperature, reference, backend, keep_sites=False)
                 objective = weighted_sum(mdp.initial, v0)
-                return SweepResult(sites, _lazy_history(mdp, initial, temperature, reference),
+                return SweepResult(sites, _lazy_history(mdp, initial, temperature, reference,
+                                                        backend),
                                    1, 0, right, plain, objective)
             right, plain, _ = _backward_closed_form_sweep(mdp, sites, history, temperature,
-                                                          reference)
+                                                          reference, backend)
         elif how == "backward":
             right, plain, stop = _backward_sweep(mdp, sites, local, ops, history,
                                                  (n_done - 1, callback, bar))
@@ -202,7 +193,7 @@ def _backward_sweep(mdp, sites, local, ops, history, report):
     ``E[G | s_0]`` (``None`` if a callback stopped the sweep) and whether one did.
     """
     T, S, temperature = mdp.horizon, mdp.n_states, ops.temperature
-    left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
+    left = recursion(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
     v = mdp.terminal_rewards
     u = v if temperature > 0 else None  # plain E[G] of a soft policy, in the same pass
     store = Checkpoints(ops.right_step(sites), T, S * 8, False)
@@ -226,7 +217,7 @@ def _backward_sweep(mdp, sites, local, ops, history, report):
 def _forward_sweep(mdp, sites, local, ops, history, report):
     """One forward sweep; updates ``sites`` and ``history`` in place; True if stopped."""
     T, S = mdp.horizon, mdp.n_states
-    right = _environments(ops.right_step(sites), mdp.terminal_rewards, T, S * 8, False)
+    right = recursion(ops.right_step(sites), mdp.terminal_rewards, T, S * 8, False)
     left = (mdp.initial, 0.0)
     for t in range(T):
         q = backup(mdp, t, right[t + 1])
@@ -241,15 +232,14 @@ def _forward_sweep(mdp, sites, local, ops, history, report):
 
 # Closed-form backward sweeps ----------------------------------------------------------------
 # With the closed-form local solvers (argmax; the Boltzmann policy when temperature > 0) a
-# backward sweep is (soft) backward induction; it runs on the compiled kernels of tnmdp.fast
-# where they pay off, on the numpy kernels otherwise.
+# backward sweep is (soft) backward induction; it runs on the backend tnmdp.backends.select
+# picks: the compiled kernels of tnmdp.backends.numba where they pay off, numpy otherwise.
 def _fast_path_applies(local, temperature, callback, bar):
-    from .local import ArgmaxSolver, SoftmaxSolver
-
     return type(local) in (ArgmaxSolver, SoftmaxSolver) and callback is None and bar is None
 
 
-def _backward_closed_form_sweep(mdp, sites, history, temperature, reference, keep_sites=True):
+def _backward_closed_form_sweep(mdp, sites, history, temperature, reference, backend,
+                                keep_sites=True):
     """One backward sweep with the closed-form local optimum; fills ``sites`` and ``history``.
 
     With ``history=None`` the left environments of the initial policy -- needed only for the
@@ -264,21 +254,18 @@ def _backward_closed_form_sweep(mdp, sites, history, temperature, reference, kee
     objective_values : ndarray, shape (S,)
         ``V_0`` (the soft values when ``temperature > 0``).
     """
-    from .kernels import greedy, soft_backup
-
     T, S = mdp.horizon, mdp.n_states
-    if temperature == 0:
-        compiled = _compiled_backward(mdp, sites, history is not None)
-        if compiled is not None:
-            actions, values, objectives = compiled
-            sites[:] = list(actions)  # (S,) small-int views of one (T, S) array
-            if history is not None:
-                history.extend(objectives.tolist())
-            return None, values, values
+    fast = backends.compiled(mdp, backend)
+    if temperature == 0 and fast is not None:
+        actions, values, objectives = fast.backward_argmax_sweep(
+            mdp, sites, with_history=history is not None)
+        sites[:] = list(actions)  # (S,) small-int views of one (T, S) array
+        if history is not None:
+            history.extend(objectives.tolist())
+        return None, values, values
     ops = _Site(mdp, temperature, reference)
     if history is not None:
-        left = _environments(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
-    fast = _fast_kernels(mdp) if temperature > 0 else None
+        left = recursion(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
     if fast is not None:  # compiled soft backward induction (the left environments stay numpy)
         store, u, objectives = fast.backward_soft_sweep(
             mdp, temperature, reference, left=left if history is not None else None)
@@ -320,7 +307,7 @@ def _backward_closed_form_sweep(mdp, sites, history, temperature, reference, kee
     return store, u, v
 
 
-def _lazy_history(mdp, initial, temperature, reference):
+def _lazy_history(mdp, initial, temperature, reference, backend):
     """The history of a closed-form backward sweep from ``initial``, computed when called.
 
     Re-runs the sweep with the left environments of the initial policy (one backward and one
@@ -329,33 +316,27 @@ def _lazy_history(mdp, initial, temperature, reference):
     def compute():
         history = []
         _backward_closed_form_sweep(mdp, list(initial), history, temperature, reference,
-                                    keep_sites=False)
+                                    backend, keep_sites=False)
         return np.asarray(history)
 
     return compute
 
 
-def _fast_kernels(mdp):
-    """The module :mod:`tnmdp.fast` (numba kernels) when it pays on ``mdp``, else ``None``:
-    numba missing, or the problem too small to repay loading the kernels."""
-    if mdp.horizon * mdp.n_states * mdp.n_actions < 2**17:  # tnmdp.fast.MIN_WORK
-        return None
-    try:
-        from . import fast
-    except ImportError:  # numba unavailable: the numpy sweep
-        return None
-    if not fast.worthwhile(mdp):  # e.g. wide sparse rows: scipy's product is faster
-        return None
-    return fast
+def soft_site(mdp, temperature, reference, backend="auto"):
+    """The site computation of a soft policy: ``site(t, V_{t+1}) -> pi_t`` (shape ``(S, A)``).
 
+    On the backend :func:`tnmdp.backends.select` picks: a compiled
+    :class:`tnmdp.backends.numba.SoftBackup` or the numpy kernels, ``O(nnz(P_t) + S A)``.
+    """
+    fast = backends.compiled(mdp, backend)
+    if fast is not None:
+        return fast.SoftBackup(mdp, temperature, reference).site
 
-def _compiled_backward(mdp, sites, with_history):
-    """The argmax backward sweep in compiled kernels (:mod:`tnmdp.fast`, numba), or ``None``
-    when :func:`_fast_kernels` says no."""
-    fast = _fast_kernels(mdp)
-    if fast is None:
-        return None
-    return fast.backward_argmax_sweep(mdp, sites, with_history=with_history)
+    def site(t, v_next):
+        q = backup(mdp, t, v_next)
+        return np.exp(soft_backup(q, log_reference(reference, t, q.shape), temperature)[0])
+
+    return site
 
 
 def _record(history, acc, discount, dist, v, how, t, site, report):

@@ -1,0 +1,133 @@
+"""Operators packed for the compiled kernels: padded rows (ELL), CSR or dense.
+
+A backup ``Q = P V`` reads every stored entry of ``P`` once; the kernels of
+:mod:`tnmdp.backends.numba` take an operator as the tuple ``(kind, indptr, cols, vals)``
+(:attr:`Operator.args`). Sparse rows are padded to the longest row (ELL, column-major) when
+that stores at most ``ell_padding * nnz`` entries, so that the product is a vectorised gather
+without per-row loop bounds; otherwise the CSR arrays are used as they are. This module is
+plain numpy/scipy: packing costs ``O(nnz)`` once per distinct operator (the model's site cache
+keeps the packed operator, :meth:`tnmdp.FiniteMDP.site_cache`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["ELL", "CSR", "DENSE", "DENSE_T", "ELL_PADDING", "Operator", "markov_operator"]
+
+#: Operator formats: ELL (rows padded to a common length, stored column-major so that the
+#: product is a vectorised gather), CSR, dense ``y = M x`` and dense transposed ``y = x M``.
+ELL, CSR, DENSE, DENSE_T = 0, 1, 2, 3
+
+#: ELL is used when padding the rows to the longest one stores at most this many times ``nnz``.
+ELL_PADDING = 1.5
+
+
+_NO_PTR = np.zeros(1, dtype=np.int64)
+_NO_COLS = np.zeros((1, 1), dtype=np.int32)
+
+
+class Operator:
+    """A matrix in the form the kernels take.
+
+    Parameters
+    ----------
+    matrix : ndarray or scipy.sparse matrix, shape (n, m)
+    transpose : bool
+        Represent ``matrix.T`` (for moving left environments).
+    ell_padding : float
+        Pack sparse rows as ELL when that stores at most ``ell_padding * nnz`` entries
+        (``0`` forces CSR, ``inf`` ELL).
+
+    Attributes
+    ----------
+    kind : int
+        ``ELL``, ``CSR``, ``DENSE`` or ``DENSE_T``.
+    args : tuple
+        ``(kind, indptr, cols, vals)`` for the kernels.
+    shape : tuple
+        Shape of the represented matrix.
+    bandwidth : int
+        For a sparse ``(S A, S)`` transition matrix (not transposed, no stored zeros):
+        ``max |s' - s|`` over its stored entries ``P[s A + a, s']``; else ``-1`` (unknown).
+
+    Notes
+    -----
+    Sparse rows are padded to the longest row (ELL, stored column-major: ``cols[j, i]`` is the
+    column of the ``j``-th entry of row ``i``) when that stores at most ``ell_padding * nnz``
+    entries; padding points at the trailing zero the kernels append to ``x``, with value 0.
+    """
+
+    def __init__(self, matrix, *, transpose=False, ell_padding=ELL_PADDING):
+        if sp.issparse(matrix):
+            csr = sp.csr_matrix(matrix.T if transpose else matrix)
+            csr.sort_indices()
+            n, m = csr.shape
+            lengths = np.diff(csr.indptr)
+            width = int(lengths.max()) if n else 0
+            if width * n <= ell_padding * max(csr.nnz, 1):
+                rows = np.repeat(np.arange(n), lengths)
+                pos = np.arange(csr.nnz) - np.repeat(csr.indptr[:-1], lengths)
+                cols = np.full((max(width, 1), n), m, dtype=np.int32)
+                vals = np.zeros((max(width, 1), n))
+                cols[pos, rows] = csr.indices
+                vals[pos, rows] = csr.data
+                self.kind, indptr = ELL, _NO_PTR
+            else:
+                self.kind, indptr = CSR, csr.indptr.astype(np.int64)
+                cols, vals = csr.indices.astype(np.int32)[None, :], csr.data[None, :]
+            self.shape = (n, m)
+            self.bandwidth = -1
+            if not transpose and m and n % m == 0 and csr.nnz and np.all(csr.data != 0.0):
+                rows = np.repeat(np.arange(n) // (n // m), np.diff(csr.indptr))
+                self.bandwidth = int(np.abs(csr.indices.astype(np.int64) - rows).max())
+        else:
+            vals = np.ascontiguousarray(matrix, dtype=np.float64)
+            self.kind, indptr, cols = (DENSE_T if transpose else DENSE), _NO_PTR, _NO_COLS
+            self.shape = vals.shape[::-1] if transpose else vals.shape
+            self.bandwidth = -1
+        self.args = (self.kind, indptr, cols, np.ascontiguousarray(vals, dtype=np.float64))
+
+
+def markov_operator(P, probs, rbar):
+    """The left-environment operator of a fixed policy site: ``(M_pi, rbar_pi)``.
+
+    Parameters
+    ----------
+    P : ndarray or scipy.sparse matrix, shape (S*A, S)
+    probs : ndarray, shape (S, A)
+    rbar : ndarray, broadcasting to (S, A)
+
+    Returns
+    -------
+    M : ndarray or CSR matrix, shape (S, S)
+        ``M[s, s'] = sum_a pi(a|s) P(s'|s, a)``: a one-action MDP, so that
+        ``propagate_gain(M, ones((S, 1)), rbar_pi[:, None], dist)`` moves ``dist`` as
+        ``propagate_gain(P, probs, rbar, dist)`` does (to rounding).
+    rbar_pi : ndarray, shape (S,)
+        ``sum_{a: pi > 0} pi(a|s) rbar(s, a)``.
+
+    Notes
+    -----
+    One pass over ``P``: ``O(nnz(P))``.
+    """
+    probs = np.ascontiguousarray(probs, dtype=np.float64)
+    S, A = probs.shape
+    support = probs > 0
+    with np.errstate(invalid="ignore"):
+        rbar_pi = np.where(support, probs * np.broadcast_to(rbar, probs.shape), 0.0).sum(axis=1)
+    if sp.issparse(P):
+        rows, cols = np.nonzero(support)
+        weights = sp.csr_matrix((probs[rows, cols], (rows, rows * A + cols)), shape=(S, S * A))
+        M = sp.csr_matrix(weights @ sp.csr_matrix(P))
+        M.sum_duplicates()
+        M.eliminate_zeros()
+        M.sort_indices()
+        return M, rbar_pi
+    P = np.asarray(P, dtype=np.float64).reshape(S, A, -1)
+    M = np.zeros((S, P.shape[2]))
+    for a in range(A):  # actions in order; a zero probability adds nothing (P is finite)
+        M += probs[:, a, None] * P[:, a, :]
+    return M, rbar_pi
+
