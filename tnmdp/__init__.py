@@ -6,6 +6,8 @@ quimb is imported only where networks are built (:mod:`tnmdp.network`).
 
 from . import models, reference
 from .evaluate import Trajectories, evaluate, marginals, moments, sample
+from .interop import (from_gymnasium, from_mdptoolbox, from_quantecon, to_gymnasium,
+                      to_mdptoolbox, to_quantecon)
 from .local import LocalSolver
 from .model import FiniteMDP
 from .policy import Policy
@@ -15,6 +17,8 @@ from .tilted import doob_transform, event_probability, log_partition
 
 __all__ = ["FiniteMDP", "LocalSolver", "Policy", "Solution", "SweepState", "Trajectories",
            "doob_transform", "evaluate", "event_probability", "log_partition", "marginals", "models", "moments",
-           "reference", "sample", "solve"]
+           "reference", "sample", "solve",
+           "from_gymnasium", "from_mdptoolbox", "from_quantecon", "to_gymnasium", "to_mdptoolbox",
+           "to_quantecon"]
 
 __version__ = "0.1.0"
