@@ -147,7 +147,7 @@ def _never(state):
 
 
 def _compiled(mdp):
-    from tnmdp import fast
+    from tnmdp.backends import numba as fast
 
     sites = [np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions)] * mdp.horizon
     return fast.backward_argmax_sweep(mdp, sites)

@@ -55,8 +55,8 @@ def backup_argmax(P, rbar, v, gamma=1.0, *, arrival_reward=None):
 
     Parameters
     ----------
-    P : ndarray or scipy.sparse matrix, shape (S*A, S)
-        ``P[s*A + a, s'] = P(s'|s, a)``.
+    P : ndarray, scipy.sparse matrix or Operator, shape (S*A, S)
+        ``P[s*A + a, s'] = P(s'|s, a)`` (an :class:`Operator` is used as packed).
     rbar : ndarray, shape (S, A)
         Expected reward ``rbar[s, a]`` (ignored when ``arrival_reward`` is given).
     v : ndarray, shape (S,)
@@ -73,7 +73,7 @@ def backup_argmax(P, rbar, v, gamma=1.0, *, arrival_reward=None):
     values : ndarray, shape (S,)
         ``max_a Q``.
     """
-    op = Operator(P)
+    op = P if isinstance(P, Operator) else Operator(P)
     v = np.ascontiguousarray(v, dtype=np.float64)
     S = v.shape[0]
     A = op.shape[0] // S

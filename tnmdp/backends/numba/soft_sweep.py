@@ -46,6 +46,9 @@ class SoftBackup:
         ``tau > 0``.
     reference : Policy, optional
         ``pi0``; uniform when ``None``.
+    band_factor : float
+        Skip rows that cannot be live when the operator's bandwidth times this is below ``S``
+        (``inf``: never skip; the results are the same bits either way).
 
     Notes
     -----
@@ -53,8 +56,9 @@ class SoftBackup:
     return ``u``) and ``O(S A)`` exponentials.
     """
 
-    def __init__(self, mdp, temperature, reference=None):
+    def __init__(self, mdp, temperature, reference=None, *, band_factor=BAND_FACTOR):
         self.mdp, self.temperature, self.reference = mdp, float(temperature), reference
+        self.band_factor = band_factor
         S, A = mdp.n_states, mdp.n_actions
         self.arrival = mdp.reward_kind() == "arrival"
         self._time_rewards = mdp.rewards.shape[0] > 1
@@ -86,7 +90,7 @@ class SoftBackup:
         P = mdp.transition_matrix(t)
         if id(P) not in self._ops:
             op = Operator(P)
-            band = op.bandwidth if op.bandwidth * BAND_FACTOR < mdp.n_states else -1
+            band = op.bandwidth if op.bandwidth * self.band_factor < mdp.n_states else -1
             self._ops[id(P)] = (P, op.args + (band,))
         r_key = t if self._time_rewards else -1
         if self.arrival:
@@ -145,7 +149,8 @@ class SoftBackup:
         return probs
 
 
-def backward_soft_sweep(mdp, temperature, reference=None, *, left=None, budget=None):
+def backward_soft_sweep(mdp, temperature, reference=None, *, left=None, budget=None,
+                        band_factor=BAND_FACTOR):
     """One soft (KL-regularised) backward sweep -- soft backward induction -- compiled.
 
     Parameters
@@ -162,6 +167,8 @@ def backward_soft_sweep(mdp, temperature, reference=None, *, left=None, budget=N
     budget : int, optional
         Bytes for the soft values (default :data:`SOFT_VALUES_BUDGET`); beyond it they are kept
         at ``sqrt(T)`` checkpoints (:class:`tnmdp.environments.Checkpoints`).
+    band_factor : float
+        As for :class:`SoftBackup`.
 
     Returns
     -------
@@ -181,7 +188,7 @@ def backward_soft_sweep(mdp, temperature, reference=None, *, left=None, budget=N
     state); memory: the kept soft values, all ``T + 1`` or ``O(sqrt(T))`` of them.
     """
     T, S = mdp.horizon, mdp.n_states
-    backups = SoftBackup(mdp, temperature, reference)
+    backups = SoftBackup(mdp, temperature, reference, band_factor=band_factor)
     store = Checkpoints(backups.step, T, S * 8, False,
                         SOFT_VALUES_BUDGET if budget is None else budget)
     stride = store.stride
