@@ -44,12 +44,19 @@ def evaluate(mdp, policy):
     ----------
     mdp : FiniteMDP
     policy : Policy or array_like, shape (T, S, A)
+        For a continuing MDP (``horizon=None``): a stationary policy, ``(S, A)`` or ``(S,)``
+        int actions; the result is then ``initial @ V^pi`` (discounted, an exact linear solve)
+        or the gain (``discount == 1``), see :mod:`tnmdp.continuing`.
 
     Returns
     -------
     float
         ``-inf`` when a forbidden (``-inf``) transition has positive probability.
     """
+    if getattr(mdp, "continuing", False):
+        from .continuing import evaluate_continuing
+
+        return evaluate_continuing(mdp, policy)
     policy = _check(mdp, policy)
     return weighted_sum(mdp.initial, policy_values(mdp, policy))
 

@@ -65,6 +65,26 @@ def _identity(x):
     return x
 
 
+def _check_continuing(transitions, rewards, terminal_rewards):
+    """Refuse time-dependent data and terminal rewards for ``horizon=None``."""
+    need = "a continuing MDP (horizon=None) needs stationary "
+    if terminal_rewards is not None:
+        raise ValueError("terminal_rewards is not allowed for a continuing MDP (horizon=None): "
+                         "there is no final time")
+    if not sp.issparse(transitions):
+        if (isinstance(transitions, Sequence) and not isinstance(transitions, np.ndarray)
+                and len(transitions) > 0 and sp.issparse(transitions[0])):
+            raise ValueError(f"transitions is a sequence of {len(transitions)} per-time-step "
+                             f"matrices; {need}transitions: one (S, A, S) array or one sparse "
+                             "(S*A, S) matrix")
+        if np.ndim(transitions) == 4:
+            raise ValueError(f"transitions has shape {np.shape(transitions)} (time-dependent); "
+                             f"{need}transitions of shape (S, A, S) or (S*A, S)")
+    if np.ndim(rewards) == 4 and np.shape(rewards)[0] != 1:
+        raise ValueError(f"rewards has shape {np.shape(rewards)} (time-dependent); {need}"
+                         "rewards: (S, A), (S, A, S') or (1, S, A, S')")
+
+
 class FiniteMDP:
     """A finite, episodic Markov decision process.
 
@@ -79,8 +99,10 @@ class FiniteMDP:
         ``R[s, a, s']`` by number of dimensions: 2 -- ``(S, A)``; 3 -- ``(S, A, S')``; 4 --
         ``(T, S, A, S')``; any axis may be 1 and broadcasts. ``-inf`` marks a forbidden transition;
         ``nan`` and ``+inf`` are rejected.
-    horizon : int
-        Number of decisions ``T >= 1``.
+    horizon : int or None
+        Number of decisions ``T >= 1``; ``None`` for a continuing MDP (stationary transitions
+        and rewards, no terminal rewards; ``discount < 1`` is the discounted criterion,
+        ``discount == 1`` the average-reward one; see :mod:`tnmdp.continuing`).
     initial : int or array_like, shape (S,)
         Initial state, or distribution over states.
     terminal_rewards : array_like, shape (S,), optional
@@ -99,7 +121,9 @@ class FiniteMDP:
 
     def __init__(self, transitions, rewards, horizon, initial, terminal_rewards=None, *,
                  discount=1.0, atol=1e-9):
-        self.horizon = _check_int("horizon", horizon, 1)
+        if horizon is None:  # a continuing MDP: stationary data only (tnmdp.continuing)
+            _check_continuing(transitions, rewards, terminal_rewards)
+        self.horizon = None if horizon is None else _check_int("horizon", horizon, 1)
         if not isinstance(atol, numbers.Real) or not atol >= 0:
             raise ValueError(f"atol must be a non-negative number, got {atol!r}")
         self.atol = float(atol)
@@ -300,6 +324,18 @@ class FiniteMDP:
         stat = "stationary" if self.stationary_transitions else "time-dependent"
         return (f"FiniteMDP(n_states={self.n_states}, n_actions={self.n_actions}, "
                 f"horizon={self.horizon}, {kind} {stat} transitions, discount={self.discount})")
+
+    @property
+    def continuing(self):
+        """True for a continuing MDP (``horizon=None``): see :mod:`tnmdp.continuing`."""
+        return self.horizon is None
+
+    def require_horizon(self):
+        """Raise ``ValueError`` for a continuing MDP (for finite-horizon-only functions)."""
+        if self.horizon is None:
+            raise ValueError("mdp is continuing (horizon=None); this function needs a finite "
+                             "horizon. Continuing MDPs: tnmdp.solve, tnmdp.evaluate, "
+                             "tnmdp.classify, tnmdp.scgf, doob_transform(..., stationary=True)")
 
     @property
     def is_sparse(self):

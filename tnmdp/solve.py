@@ -76,9 +76,11 @@ class Solution:
 
 
 def check_mdp(mdp):
-    """Raise ``TypeError`` unless ``mdp`` is a :class:`FiniteMDP`."""
+    """Raise ``TypeError`` unless ``mdp`` is a :class:`FiniteMDP`; ``ValueError`` if it is
+    continuing (``horizon=None``): the callers need a finite horizon."""
     if not isinstance(mdp, FiniteMDP):
         raise TypeError(f"mdp must be a tnmdp.FiniteMDP, got {type(mdp).__name__}")
+    mdp.require_horizon()
 
 
 def check_temperature(temperature):
@@ -113,8 +115,8 @@ def _initial_sites(initial_policy, mdp, rng):
 
 
 def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
-          reference_policy=None, initial_policy="uniform", max_sweeps=None, tol=1e-12,
-          rng=None, callback=None, progress=False, backend="auto"):
+          reference_policy=None, initial_policy="uniform", max_sweeps=None, tol=None,
+          rng=None, callback=None, progress=False, backend="auto", method=None):
     """Optimise the policy of a finite MDP by DMRG-style sweeps over the policy MPS.
 
     Parameters
@@ -137,14 +139,19 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
     initial_policy : {"uniform", "random"} or Policy or array_like (T, S, A)
     max_sweeps : int, optional
         Default 1 for ``"backward"``/``"forward"``, 20 for ``"both"``.
-    tol : float
-        Relative improvement below which alternating sweeps stop.
+    tol : float, optional
+        Relative improvement below which alternating sweeps stop (default 1e-12).
     rng : None, int or numpy.random.Generator
         For ``initial_policy="random"``.
     callback : callable, optional
         ``callback(state: SweepState)`` after each site update; returning ``True`` stops.
     progress : bool
         Show a tqdm bar over sites.
+    method : str, optional
+        Continuing MDPs (``horizon=None``) only: ``"policy_iteration"`` (default),
+        ``"value_iteration"`` or ``"modified_policy_iteration"`` (:mod:`tnmdp.continuing`);
+        there ``tol`` (default 1e-8) is the certified bound on ``max|V^pi - V*|``,
+        ``max_sweeps`` the iteration limit, and the sweep options must keep their defaults.
     backend : {"auto", "numpy", "numba"}
         Kernels of the closed-form backward sweeps (:mod:`tnmdp.backends`): ``"auto"`` uses
         the compiled ones when numba is installed and the problem repays loading them. The
@@ -167,7 +174,19 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
     >>> round(sol.expected_return, 12)
     1.0
     """
+    if isinstance(mdp, FiniteMDP) and mdp.continuing:  # stationary policies
+        from .continuing import solve_continuing
+
+        return solve_continuing(mdp, method, tol, max_sweeps,
+                                direction=direction, local_solver=local_solver,
+                                temperature=temperature, reference_policy=reference_policy,
+                                initial_policy=initial_policy, callback=callback,
+                                progress=progress)
+    if method is not None:
+        raise ValueError(f"method={method!r} applies to continuing MDPs (horizon=None) only; "
+                         "a finite horizon is solved by sweeps (direction=)")
     check_mdp(mdp)
+    tol = 1e-12 if tol is None else tol
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     local = get_local_solver(local_solver)
