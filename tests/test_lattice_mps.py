@@ -74,13 +74,37 @@ def test_truncation_error_bounded_by_discarded_weight(max_bond):
     assert err2 <= res.discarded_weight * (1 + 1e-9) + 1e-14
 
 
-def test_cutoff_drops_only_small_weight():
+def direct_sum(a, b):
+    """MPS of ``a + b`` (block-diagonal bonds)."""
+    L, out = len(a), []
+    for i in range(L):
+        x, y = a[i], b[i]
+        if i == 0:
+            out.append(np.concatenate([x, y], axis=2))
+        elif i == L - 1:
+            out.append(np.concatenate([x, y], axis=0))
+        else:
+            z = np.zeros((x.shape[0] + y.shape[0], x.shape[1], x.shape[2] + y.shape[2]))
+            z[: x.shape[0], :, : x.shape[2]] = x
+            z[x.shape[0]:, :, x.shape[2]:] = y
+            out.append(z)
+    return out
+
+
+def test_cutoff_drops_only_small_singular_values():
     rng = np.random.default_rng(4)
-    a = random_mps(rng, 8, bond=6)
-    res = M.compress(a, cutoff=1e-3)
-    # each bond drops at most 1e-3 of the weight
-    assert res.discarded_weight <= 7 * 1e-3
-    assert res.max_bond < 6 or res.discarded_weight == 0
+    # a bond-2 state plus a 1e-4 perturbation of bond 3: cutoff 1e-2 drops the perturbation only
+    big, small = random_mps(rng, 8, bond=2), random_mps(rng, 8, bond=3)
+    small[0] = small[0] * 1e-4 * np.linalg.norm(M.mps_to_dense(big)) / np.linalg.norm(
+        M.mps_to_dense(small))
+    a = direct_sum(big, small)
+    exact = M.mps_to_dense(big) + M.mps_to_dense(small)
+    np.testing.assert_allclose(M.mps_to_dense(a), exact, rtol=1e-12, atol=1e-15)
+    loose, tight = M.compress(a, cutoff=1e-2), M.compress(a, cutoff=1e-13)
+    assert loose.max_bond == 2 and 0 < loose.discarded_weight < 1e-7
+    np.testing.assert_allclose(np.exp(tight.log_norm) * M.mps_to_dense(tight.mps), exact,
+                               rtol=1e-10, atol=1e-12 * np.abs(exact).max())
+    assert tight.discarded_weight < 1e-24
 
 
 def test_log_inner_and_expectation_match_dense():

@@ -17,7 +17,7 @@ Every routine here therefore keeps its tensors of order one and returns logarith
 
 - :func:`apply_mpo` contracts ``W |psi>`` site by site (bond ``Dl * Dw``), brings the result to
   left-canonical form by QR (left to right) and truncates it by SVD (right to left) with a
-  ``max_bond`` and a ``cutoff`` on the discarded weight (Schollwöck, Ann. Phys. 326, 96 (2011),
+  ``max_bond`` and a relative ``cutoff`` on the singular values (Schollwöck, Ann. Phys. 326, 96 (2011),
   Sect. 4.5). It returns the 2-norm-normalised result, ``log ||W psi||`` and the *discarded
   weight*: the sum over bonds of the squared singular values dropped, relative to the squared
   norm. For sequential SVD truncation ``||psi - psi_trunc||_2^2 <= sum of the discarded weights``
@@ -89,15 +89,8 @@ def product_mps(probs):
 
 
 def _truncation_rank(s, max_bond, cutoff):
-    """Number of singular values kept: at most ``max_bond``, dropping weight ``<= cutoff``."""
-    w = s * s
-    total = w.sum()
-    if total == 0.0:
-        return 1
-    # tail[k] = relative weight of s[k:], kept k is the smallest with tail[k] <= cutoff
-    tail = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]]) / total
-    k = int(np.argmax(tail <= cutoff))
-    k = max(k, 1)
+    """Number of singular values kept: those ``> cutoff * s[0]``, at most ``max_bond``, at least 1."""
+    k = max(1, int((s > cutoff * s[0]).sum())) if s[0] > 0 else 1
     if max_bond is not None:
         k = min(k, int(max_bond))
     return k
@@ -113,7 +106,8 @@ def compress(mps, *, max_bond=None, cutoff=0.0):
     max_bond : int or None
         Largest bond dimension kept (``None``: no limit).
     cutoff : float
-        Largest relative weight discarded at each bond (``sum of dropped s^2 / sum s^2``).
+        Singular values below ``cutoff * s_max`` are dropped at each bond (quimb's ``"rel"``
+        mode): a dropped component has relative amplitude below ``cutoff``.
 
     Returns
     -------
@@ -145,9 +139,8 @@ def compress(mps, *, max_bond=None, cutoff=0.0):
         dl, d, dr = sites[i].shape
         u, s, vh = np.linalg.svd(sites[i].reshape(dl, d * dr), full_matrices=False)
         k = _truncation_rank(s, max_bond, cutoff)
-        total = float(np.dot(s, s))
         kept = float(np.dot(s[:k], s[:k]))
-        discarded += (total - kept) / total
+        discarded += float(np.dot(s[k:], s[k:])) / (kept + float(np.dot(s[k:], s[k:])))
         keep_norm = np.sqrt(kept)
         log_norm += np.log(keep_norm)
         sites[i] = vh[:k].reshape(k, d, dr)
