@@ -215,7 +215,7 @@ def test_hard_walk_with_neg_inf():
 
 # ---------------------------------------------------------------------------- soft (tau > 0)
 from tnmdp import sweep as sweep_module  # noqa: E402
-from tnmdp.evaluate import policy_values  # noqa: E402
+from tnmdp.evaluate import start_values  # noqa: E402
 from tnmdp.policy import Policy, SoftPolicy  # noqa: E402
 from tnmdp.reference import soft_backward_induction  # noqa: E402
 
@@ -266,7 +266,7 @@ def check_soft(mdp, tau, reference, budget=None):
     np.testing.assert_allclose(np.asarray(SoftPolicy(mdp, store, tau, reference, site=backups.site)),
                                policy, **SOFT_TOL)
     # E[G | s0] of the soft policy, by plain policy evaluation
-    assert_values_close(plain, policy_values(mdp, Policy.from_array(policy)))
+    assert_values_close(plain, start_values(mdp, Policy.from_array(policy)))
     return store
 
 

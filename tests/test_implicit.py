@@ -7,7 +7,7 @@ import tnmdp
 from tnmdp.adapters.implicit import (ExplicitValue, ImplicitValue, init_implicit_parameters,
                                      softmax_rows)
 from tnmdp.adapters.optim import SGD
-from tnmdp.evaluate import policy_values
+from tnmdp.evaluate import start_values
 from tnmdp.policy import as_policy
 
 K = 6
@@ -32,7 +32,7 @@ def test_theta_is_the_chain_value_from_tnmdp_evaluation(model):
     P = softmax_rows(model.F)
     mdp = tnmdp.FiniteMDP(P[:, None, :], model.w[:, None], 400, np.full(K, 1 / K),
                           discount=model.eta)
-    values = policy_values(mdp, as_policy(np.ones((400, K, 1)), mdp))
+    values = start_values(mdp, as_policy(np.ones((400, K, 1)), mdp))
     np.testing.assert_allclose(model.theta, values, rtol=1e-12, atol=1e-14)  # two solvers, fp
 
 

@@ -19,7 +19,8 @@ from .local import site_value
 from .model import as_rng
 from .policy import as_policy
 
-__all__ = ["evaluate", "policy_values", "moments", "marginals", "sample", "Trajectories"]
+__all__ = ["evaluate", "policy_values", "start_values", "moments", "marginals", "sample",
+           "Trajectories"]
 
 
 def _check(mdp, policy):
@@ -29,7 +30,7 @@ def _check(mdp, policy):
     return as_policy(policy, mdp)
 
 
-def policy_values(mdp, policy):
+def start_values(mdp, policy):
     """``E[G | s_0 = s]`` under ``policy``, shape ``(S,)`` (``policy`` already validated)."""
     v = mdp.terminal_rewards
     for t in range(mdp.horizon - 1, -1, -1):  # int sites are read as actions, not expanded
@@ -37,7 +38,36 @@ def policy_values(mdp, policy):
     return v
 
 
-def evaluate(mdp, policy):
+def policy_values(mdp, policy):
+    """Values-to-go of ``policy`` at every step, shape ``(T + 1, S)``.
+
+    ``V_t(s) = E[sum_{t' >= t} gamma^(t'-t) r_t' + gamma^(T-t) terminal(s_T) | s_t = s]``: row
+    ``t`` is pymdptoolbox's ``FiniteHorizon.V[:, t]`` and QuantEcon's ``backward_induction``
+    ``vs[t]``; row ``T`` is the terminal reward, row 0 :attr:`Solution.values`.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    policy : Policy or array_like
+        Any form :func:`tnmdp.policy.as_policy` accepts.
+
+    Returns
+    -------
+    ndarray, shape (T + 1, S)
+
+    Notes
+    -----
+    One backward pass, ``O(sum_t nnz(P_t))`` time and ``(T + 1) S`` floats of output.
+    """
+    policy = _check(mdp, policy)
+    out = np.empty((mdp.horizon + 1, mdp.n_states))
+    out[-1] = mdp.terminal_rewards
+    for t in range(mdp.horizon - 1, -1, -1):
+        out[t] = site_value(backup(mdp, t, out[t + 1]), policy.site(t), 0.0, 0.0)
+    return out
+
+
+def evaluate(mdp, policy, *, per_state=False):
     """Expected return ``E[G] = <-r| G M |pi>`` of a policy.
 
     Parameters
@@ -48,17 +78,24 @@ def evaluate(mdp, policy):
         int actions; the result is then ``initial @ V^pi`` (discounted, an exact linear solve)
         or the gain (``discount == 1``), see :mod:`tnmdp.continuing`.
 
+    per_state : bool
+        Return ``E[G | s_0 = s]`` for every state (shape ``(S,)``) instead of the expectation
+        over ``mdp.initial``.
+
     Returns
     -------
-    float
+    float, or ndarray of shape (S,) with ``per_state=True``
         ``-inf`` when a forbidden (``-inf``) transition has positive probability.
     """
     if getattr(mdp, "continuing", False):
+        if per_state:
+            raise ValueError("per_state=True needs a finite horizon (mdp is continuing)")
         from .continuing import evaluate_continuing
 
         return evaluate_continuing(mdp, policy)
     policy = _check(mdp, policy)
-    return weighted_sum(mdp.initial, policy_values(mdp, policy))
+    values = start_values(mdp, policy)
+    return values if per_state else weighted_sum(mdp.initial, values)
 
 
 def moments(mdp, policy, order=2):

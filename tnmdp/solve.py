@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from . import backends
-from .evaluate import policy_values
+from .evaluate import start_values
 from .kernels import weighted_sum
 from .local import get_local_solver
 from .model import FiniteMDP, as_rng
@@ -216,7 +216,7 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
     else:
         policy = Policy._from_sites(result.sites, mdp.n_states, mdp.n_actions)
     values = result.plain_values if result.plain_values is not None and result.status != 2 \
-        else policy_values(mdp, policy)
+        else start_values(mdp, policy)
     expected = weighted_sum(mdp.initial, values)
     soft_value = float(result.objective) if temperature > 0 else None
     message = STATUS_MESSAGES[result.status]
