@@ -1,4 +1,8 @@
-"""Task families (tnmdp.models.multitask) and the three learners on them."""
+"""Task families (tnmdp.models.multitask) and the three learners on them.
+
+Structure and exactness of the learning curves are checked on short runs; "most runs reach
+90% of each task's optimum" is statistical and marked slow.
+"""
 
 import numpy as np
 import pytest
@@ -71,16 +75,22 @@ def test_optimal_q_tensor_matches_solve(grid_family):
 
 
 # ---------------------------------------------------------------------- learners
+# Short runs for the structural checks: exact curves, shapes, parameter counts.
+SHORT_LEARN = dict(GRID_LEARN, n_episodes=6, eval_every=3, n_runs=3)
+
+
 @pytest.fixture(scope="module")
 def grid_results(grid_family):
     tasks, refs = grid_family
-    return {method: learn_q(tasks, method, references=refs, rng=10 + i, **GRID_LEARN)
+    return {method: learn_q(tasks, method, references=refs, rng=10 + i, **SHORT_LEARN)
             for i, method in enumerate(METHODS)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
-def test_every_learner_reaches_90_percent_on_gridworld_family(grid_results, method):
-    res = grid_results[method]
+def test_every_learner_reaches_90_percent_on_gridworld_family(grid_family, method):
+    tasks, refs = grid_family
+    res = learn_q(tasks, method, references=refs, rng=10 + METHODS.index(method), **GRID_LEARN)
     reached = np.isfinite(res.samples_to(0.9))  # (runs, tasks)
     # "most seeds": at least 5 of 8 runs reach 90% of each task's exact optimum
     assert (reached.sum(axis=0) >= 5).all(), reached.sum(axis=0)
@@ -90,11 +100,11 @@ def test_every_learner_reaches_90_percent_on_gridworld_family(grid_results, meth
 def test_learning_curve_is_exact_evaluation_of_final_tensor(grid_family, grid_results, method):
     tasks, (optimal, uniform) = grid_family
     res = grid_results[method]
-    n_ckpt = GRID_LEARN["n_episodes"] // GRID_LEARN["eval_every"] + 1
-    assert res.samples.tolist() == [12 * GRID_LEARN["eval_every"] * c for c in range(n_ckpt)]
-    assert res.returns.shape == res.fractions.shape == (8, n_ckpt, 4)
+    n_ckpt = SHORT_LEARN["n_episodes"] // SHORT_LEARN["eval_every"] + 1
+    assert res.samples.tolist() == [12 * SHORT_LEARN["eval_every"] * c for c in range(n_ckpt)]
+    assert res.returns.shape == res.fractions.shape == (3, n_ckpt, 4)
     assert not res.diverged.any()
-    for run in (0, 5):
+    for run in (0, 2):
         qt = res.qtensors[run]
         assert qt.mode_sizes == (4, 16, 4)
         for m, mdp in enumerate(tasks):
@@ -135,7 +145,8 @@ def test_divergence_is_reported_not_raised(grid_family):
 
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(method="Q"), ValueError, r"method must be one of \('S-TLR-Q', 'LR-Q', 'C-LR-Q'\)"),
-    (dict(optimizer="rmsprop"), ValueError, "optimizer must be one of"),
+    (dict(optimizer="rmsprop"), ValueError,
+     r"optimizer must be one of \['adam', 'adamax', 'sgd'\], got 'rmsprop'"),
     (dict(state_shape=(3, 5)), ValueError, r"state_shape \(3, 5\) has 15 cells; .* S = 16"),
     (dict(epsilon=(0.1, 0.5, 0.9)), ValueError, "epsilon = .* needs 0 <= end <= start"),
     (dict(epsilon=0.1), TypeError, r"epsilon must be a tuple \(start, end, decay\)"),

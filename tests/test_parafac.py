@@ -1,12 +1,19 @@
-"""PARAFAC policies: scores, tensor networks, tabular policies and the four learners."""
+"""PARAFAC policies: scores, tensor networks, tabular policies and the four learners.
+
+The learners get deterministic checks in the fast run (gradients against finite differences and
+the exact gradient, one update on a bandit whose sampled gradient is exactly parallel to the
+exact one); the statistical "most seeds reach 90% of the optimum" runs are marked slow.
+"""
 
 import numpy as np
 import pytest
 
 import tnmdp
 from tnmdp.adapters import parafac_learn
+from tnmdp.adapters.optim import Adam
 from tnmdp.adapters.parafac import Discretiser, ParafacCritic, ParafacPolicy, ParafacScore
-from tnmdp.adapters.parafac_learn import ALGORITHMS, MDPEnvironment, _rollout
+from tnmdp.adapters.parafac_learn import ALGORITHMS
+from tnmdp.adapters.sampling import MDPEnvironment, rollout
 from tnmdp.models.gridworld import gridworld
 
 MODES = (4, 3, 5)
@@ -212,15 +219,17 @@ def test_critic_block_fit_moves_only_its_factor(block):
         critic.fit(states, targets, block=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["tlrac", "ptlrpo"])
 def test_blockwise_updates_learn(algorithm, grid, grid_references):
-    # lr 0.02, not the default 0.05: blockwise takes `epochs` Adam steps per block
+    # statistical: 3 of 4 seeds. learning_rate 0.02, not the default 0.05: blockwise takes
+    # `epochs` Adam steps per block
     optimum, uniform = grid_references
     fractions = []
     for seed in range(4):
         policy = ParafacPolicy((4, 4), 4, 3, rng=seed, init_scale=0.5)
         result = getattr(parafac_learn, algorithm)(
-            policy, grid, n_updates=40, episodes_per_update=32, rng=seed, lr=0.02,
+            policy, grid, n_updates=40, episodes_per_update=32, rng=seed, learning_rate=0.02,
             factor_updates="blockwise", critic_updates="blockwise")
         fractions.append(_fraction(result.final_exact_return, optimum, uniform))
     assert sum(f >= 0.9 for f in fractions) >= 3, fractions
@@ -234,7 +243,7 @@ def test_blockwise_actor_step_zeroes_the_gradient_outside_the_block():
     actions = policy.sample(states, np.random.default_rng(0))
     adv = np.random.default_rng(1).standard_normal(30)
     before = policy.params
-    optimizer = parafac_learn._Adam(policy.n_params, 0.01)  # fresh moments: nothing leaks
+    optimizer = Adam(0.01)  # fresh moments: nothing leaks
     parafac_learn._adam_step(policy, optimizer, states, actions, adv, None, None, blocks[1])
     moved = policy.params != before
     assert moved[blocks[1]].any() and not moved[:blocks[1].start].any() \
@@ -298,9 +307,9 @@ def test_parameter_count_matches_paper():
     # the authors' Pendulum-v1 setup: actor + critic = 300 (plus one log sigma)
     actor = ParafacPolicy((10, 10, 10), 1, 5, "gaussian", rng=0)
     critic = ParafacCritic((10, 10, 10), 5, rng=0)
-    assert (actor.n_params - 1, critic.n_params) == (150, 150)
+    assert (actor.n_parameters - 1, critic.n_parameters) == (150, 150)
     # discrete pendulum: actor [10, 10, 10, 3] rank 10 has 330 parameters
-    assert ParafacPolicy((10, 10, 10), 3, 10, rng=0).n_params == 330
+    assert ParafacPolicy((10, 10, 10), 3, 10, rng=0).n_parameters == 330
 
 
 # ---------------------------------------------------------------------------------- tabular
@@ -321,7 +330,7 @@ def test_to_policy_is_tiled_softmax(grid):
 def test_to_policy_evaluate_matches_monte_carlo(grid):
     policy = ParafacPolicy((4, 4), 4, 2, rng=3, init_scale=1.0)
     exact = tnmdp.evaluate(grid, policy.to_policy(grid))
-    batch = _rollout(MDPEnvironment(grid, (4, 4)), policy, 20000, np.random.default_rng(0))
+    batch = rollout(MDPEnvironment(grid, (4, 4)), policy, 20000, np.random.default_rng(0))
     returns = batch.rewards.sum(axis=1)
     stderr = returns.std() / np.sqrt(returns.size)
     assert abs(returns.mean() - exact) < 4 * stderr
@@ -334,7 +343,7 @@ def test_mdp_environment_matches_monte_carlo_with_discount_and_terminal():
                           rng.standard_normal(6), discount=0.8)
     policy = ParafacPolicy((2, 3), 2, 2, rng=0, init_scale=1.0)
     env = MDPEnvironment(mdp, (2, 3))
-    batch = _rollout(env, policy, 40000, rng)
+    batch = rollout(env, policy, 40000, rng)
     returns = parafac_learn._discounted_sum(batch.rewards, 0.8)[:, 0]
     stderr = returns.std() / np.sqrt(returns.size)
     assert abs(returns.mean() - env.exact_return(policy)) < 4 * stderr
@@ -343,7 +352,9 @@ def test_mdp_environment_matches_monte_carlo_with_discount_and_terminal():
 @pytest.mark.parametrize("call, error, match", [
     (lambda: ParafacPolicy((3, 3), 2, 2, kind="beta"), ValueError,
      r"kind must be one of \('softmax', 'gaussian'\), got 'beta'"),
-    (lambda: ParafacPolicy((3, 0), 2, 2), ValueError, r"mode_sizes\[1\] must be >= 1, got 0"),
+    (lambda: ParafacPolicy((3, 0), 2, 2), ValueError, r"state_shape\[1\] must be >= 1, got 0"),
+    (lambda: ParafacPolicy((3, 3), 2), TypeError, r"ParafacPolicy\(\) missing required "
+                                                   r"argument\(s\): rank"),
     (lambda: ParafacPolicy((3, 3), 1, 2), ValueError, "n_actions must be >= 2, got 1"),
     (lambda: ParafacPolicy((3, 3), 2, 2.5), TypeError, r"rank must be an int, not float"),
     (lambda: ParafacPolicy((3, 3), 2, 2).log_prob([[0, 3]], [0]), ValueError,
@@ -376,8 +387,10 @@ def grid_references(grid):
     return tnmdp.solve(grid).expected_return, tnmdp.evaluate(grid, uniform)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_learners_reach_90_percent_of_optimum(algorithm, grid, grid_references):
+    # statistical: 3 of 4 seeds within 40 updates of 32 episodes
     optimum, uniform = grid_references
     learner = getattr(parafac_learn, algorithm)
     fractions = []
@@ -410,11 +423,12 @@ def test_trtlrpo_steps_respect_kl_bound(grid, max_kl):
 
 def test_learner_validation(grid):
     policy = ParafacPolicy((2, 8), 4, 2, rng=0)
-    with pytest.raises(ValueError, match=r"env has mode_sizes \(4, 4\), policy has \(2, 8\)"):
+    with pytest.raises(ValueError, match=r"env has state_shape \(4, 4\), policy has \(2, 8\)"):
         parafac_learn.tlrpg(policy, MDPEnvironment(grid, (4, 4)))
     with pytest.raises(ValueError, match=r"n_updates must be a positive int, got 0"):
         parafac_learn.tlrac(policy, grid, n_updates=0)
-    with pytest.raises(ValueError, match=r"mode_sizes \(4, 5\) multiply to 20, not n_states=16"):
+    with pytest.raises(ValueError,
+                       match=r"state_shape \(4, 5\) multiplies to 20, not n_states=16"):
         MDPEnvironment(grid, (4, 5))
     with pytest.raises(ValueError, match=r"max_kl must be a positive number, got -1"):
         parafac_learn.trtlrpo(policy, grid, max_kl=-1)
@@ -425,7 +439,7 @@ def test_learner_validation(grid):
 def test_gym_pendulum_runs():
     pytest.importorskip("gymnasium")
     env = parafac_learn.GymEnvironment(max_steps=15)
-    policy = ParafacPolicy(env.mode_sizes, 1, 2, "gaussian", rng=0)
+    policy = ParafacPolicy(env.state_shape, 1, 2, "gaussian", rng=0)
     result = parafac_learn.ptlrpo(policy, env, n_updates=2, episodes_per_update=3, rng=0)
     assert result.exact_returns is None and result.final_exact_return is None
     assert result.returns.shape == (2,) and (result.returns < 0).all()
@@ -434,8 +448,8 @@ def test_gym_pendulum_runs():
 def test_gym_episode_length_replaces_the_time_limit():
     pytest.importorskip("gymnasium")
     env = parafac_learn.GymEnvironment(max_steps=230)  # Pendulum-v1 registers 200
-    policy = ParafacPolicy(env.mode_sizes, 1, 2, "gaussian", rng=0, action_bounds=(-2, 2))
-    batch = _rollout(env, policy, 2, np.random.default_rng(0))
+    policy = ParafacPolicy(env.state_shape, 1, 2, "gaussian", rng=0, action_bounds=(-2, 2))
+    batch = rollout(env, policy, 2, np.random.default_rng(0))
     assert batch.alive.shape == (2, 230) and batch.alive.all()
     with pytest.raises(TypeError, match="pass the episode length as max_steps"):
         parafac_learn.GymEnvironment(max_episode_steps=10)
@@ -446,9 +460,9 @@ def test_gym_episode_length_replaces_the_time_limit():
 def test_learning_keeps_log_std_within_bounds():
     pytest.importorskip("gymnasium")
     env = parafac_learn.GymEnvironment(max_steps=20)
-    policy = ParafacPolicy(env.mode_sizes, 1, 2, "gaussian", rng=0, log_std_bounds=(-0.1, 0.0))
+    policy = ParafacPolicy(env.state_shape, 1, 2, "gaussian", rng=0, log_std_bounds=(-0.1, 0.0))
     seen = []
-    parafac_learn.tlrpg(policy, env, n_updates=6, episodes_per_update=3, lr=0.5, rng=0,
+    parafac_learn.tlrpg(policy, env, n_updates=6, episodes_per_update=3, learning_rate=0.5, rng=0,
                         callback=lambda update, pol, ret, exact: seen.append(pol.log_std[0]))
     assert all(-0.1 <= value <= 0.0 for value in seen)
     assert len(set(seen)) > 1  # it moved, and was projected back onto the bounds
@@ -459,11 +473,11 @@ def test_pendulum_squashed_trtlrpo_swings_up():
     # examples/parafac_pendulum.py's tuned TRTLRPO, one seed, 600 of its 2,000 episodes
     pytest.importorskip("gymnasium")
     env = parafac_learn.GymEnvironment(max_steps=1000, g=9.81)
-    policy = ParafacPolicy(env.mode_sizes, 1, 5, "gaussian", rng=0, log_std_bounds=(-2.5, 0.0),
+    policy = ParafacPolicy(env.state_shape, 1, 5, "gaussian", rng=0, log_std_bounds=(-2.5, 0.0),
                            mean_bounds=(-2.0, 2.0))
-    critic = ParafacCritic(env.mode_sizes, 5, rng=10_000, init_scale=1.0)
+    critic = ParafacCritic(env.state_shape, 5, rng=10_000, init_scale=1.0)
     result = parafac_learn.trtlrpo(policy, env, critic, n_updates=60, episodes_per_update=10,
-                                   gamma=0.99, lam=0.99, max_kl=0.01, cg_iters=5,
+                                   discount=0.99, lam=0.99, max_kl=0.01, cg_iters=5,
                                    critic_iters=25, rng=0)
     # a policy that never swings up pays ~ -4000 .. -7000 per 1,000-step episode
     assert result.returns[:5].mean() < -4000
@@ -501,7 +515,7 @@ def test_exact_gradient_with_discount_and_terminal_rewards():
 def test_exact_ascent_reaches_optimum(grid, grid_references):
     optimum, uniform = grid_references
     policy = ParafacPolicy((4, 4), 4, 3, rng=0, init_scale=0.5)
-    result = parafac_learn.exact_ascent(policy, grid, n_steps=150, lr=0.1)
+    result = parafac_learn.exact_ascent(policy, grid, n_steps=150, learning_rate=0.1)
     assert result.success
     assert _fraction(result.final_exact_return, optimum, uniform) > 0.97
     assert result.exact_returns[-1] > result.exact_returns[0]

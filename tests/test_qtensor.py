@@ -6,8 +6,9 @@ import pytest
 import tnmdp
 from tnmdp.adapters.cp import cp_als
 from tnmdp.adapters.qtensor import QTensor
-from tnmdp.adapters.qtensor_learn import (OPTIMIZERS, QLearningResult, _td_update,
-                                          optimal_q_table, semi_gradient)
+from tnmdp.adapters.optim import SGD, Adam
+from tnmdp.adapters.qtensor_learn import (QLearningResult, _td_update, optimal_q_table,
+                                          semi_gradient)
 
 SIZES = (3, 4, 2, 5)  # tasks, two state modes, actions
 
@@ -157,20 +158,30 @@ def test_td_update_is_sequential_semi_gradient_steps(qt):
         grads = semi_gradient(expected, task, state, action, reward, nxt, gamma)
         expected.factors[i] -= lr * grads[i]
     factors = [f[None].copy() for f in qt.factors]
-    opts = [OPTIMIZERS["sgd"](f.shape, lr) for f in factors]
     modes, next_modes = np.unravel_index(state, (4, 2)), np.unravel_index(nxt, (4, 2))
     idx = [np.array([i]) for i in (task, *modes, action)]
     next_idx = [np.array([i]) for i in (task, *next_modes)]
-    _td_update(factors, opts, idx, next_idx, np.array([reward]), gamma)
+    _td_update(factors, SGD(lr), idx, next_idx, np.array([reward]), gamma)
     for got, want in zip(factors, expected.factors):
         np.testing.assert_allclose(got[0], want, rtol=1e-13, atol=1e-15)
 
 
-def test_adamax_first_step_is_sign_step():
-    """torch.optim.Adamax: the first step moves each entry by lr * g / (|g| + eps)."""
-    param, grad = np.zeros(4), np.array([2.0, -0.5, 0.0, 1e-3])
-    OPTIMIZERS["adamax"](param.shape, 0.01).step(param, grad)
-    np.testing.assert_allclose(param, -0.01 * grad / (np.abs(grad) + 1e-8), rtol=1e-12)
+@pytest.mark.parametrize("optimizer_class", [SGD, Adam])
+def test_td_update_lowers_the_td_error_of_its_transition(qt, optimizer_class):
+    """One small step on a transition moves Q[task, s, a] towards the (fixed) target."""
+    optimizer = optimizer_class(1e-3)
+    task, state, action, reward, nxt, gamma = 2, 6, 1, 1.5, 3, 0.9
+    target = reward + gamma * qt.q_values(task, nxt).max()
+    before = abs(target - qt.value(task, state, action))
+    factors = [f[None].copy() for f in qt.factors]
+    idx = [np.array([i]) for i in (task, *np.unravel_index(state, (4, 2)), action)]
+    next_idx = [np.array([i]) for i in (task, *np.unravel_index(nxt, (4, 2)))]
+    _td_update(factors, optimizer, idx, next_idx, np.array([reward]), gamma)
+    after = QTensor.from_factors([f[0] for f in factors])
+    # target moves too (semi-gradient), but for a 1e-3 step the error falls to first order
+    new_target = reward + gamma * after.q_values(task, nxt).max()
+    assert abs(new_target - after.value(task, state, action)) < before
+    assert optimizer.state["F0"]["step"] == 1 and len(optimizer.state) == len(SIZES)
 
 
 def test_semi_gradient_validation(qt):

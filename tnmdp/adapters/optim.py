@@ -62,6 +62,10 @@ class Optimizer:
     ----------
     learning_rate : float
         Step size ``lr > 0``.
+    check_finite : bool, optional
+        Refuse non-finite numpy gradients (ValueError naming the entry). Default True; a
+        learner that tracks divergence itself (batched runs, some of which may overflow)
+        passes False.
 
     Attributes
     ----------
@@ -70,8 +74,9 @@ class Optimizer:
         moments (``"m"``, ``"v"``).
     """
 
-    def __init__(self, learning_rate):
+    def __init__(self, learning_rate, *, check_finite=True):
         self.learning_rate = _check_rate("learning_rate", learning_rate)
+        self.check_finite = bool(check_finite)
         self.state = {}
 
     def __repr__(self):
@@ -98,7 +103,8 @@ class Optimizer:
             if known != shape:
                 raise ValueError(f"grads[{name!r}] has shape {shape}, but the optimiser state "
                                  f"for it has {known}")
-            if isinstance(g, (np.ndarray, numbers.Number)) and not np.all(np.isfinite(g)):
+            if self.check_finite and isinstance(g, (np.ndarray, numbers.Number)) \
+                    and not np.all(np.isfinite(g)):
                 bad = np.argwhere(~np.isfinite(np.asarray(g)))[0]
                 raise ValueError(f"grads[{name!r}][{tuple(int(i) for i in bad)}] is "
                                  f"{float(np.asarray(g)[tuple(bad)])}; gradients must be finite")
@@ -166,10 +172,12 @@ class Adam(Optimizer):
         Decay rates ``(b1, b2)`` of the first and second moments, each in ``[0, 1)``.
     eps : float
         Added to the denominator, ``> 0``.
+    check_finite : bool, optional
+        As :class:`Optimizer`.
     """
 
-    def __init__(self, learning_rate, betas=(0.9, 0.999), eps=1e-8):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate, betas=(0.9, 0.999), eps=1e-8, *, check_finite=True):
+        super().__init__(learning_rate, check_finite=check_finite)
         if not hasattr(betas, "__len__") or len(betas) != 2:
             raise ValueError(f"betas must be a pair (b1, b2), got {betas!r}")
         self.betas = (_check_beta("betas[0]", betas[0]), _check_beta("betas[1]", betas[1]))
@@ -223,7 +231,7 @@ def make_optimizer(name, learning_rate, **options):
     name : {"sgd", "adam", "adamax"}
     learning_rate : float
     **options
-        Passed to the class (``betas``, ``eps`` for Adam and Adamax).
+        Passed to the class (``check_finite``; ``betas``, ``eps`` for Adam and Adamax).
 
     Returns
     -------

@@ -47,25 +47,31 @@ import numpy as np
 import scipy.optimize
 import scipy.special
 
-from ..model import _check_int, as_rng
+from ..model import as_rng
+from ._compat import UNSET, deprecated_property, renamed_argument
+from .cp import _check_positive_int, cp_full, cp_network, row_products
 
 __all__ = ["Discretiser", "ParafacPolicy", "ParafacCritic", "ParafacScore"]
 
 
-def _check_positive_int(name, value, minimum=1):
-    return _check_int(name, value, minimum)
-
-
-def _check_mode_sizes(mode_sizes):
-    if isinstance(mode_sizes, numbers.Integral):
-        mode_sizes = (mode_sizes,)
+def _check_state_shape(state_shape, name="state_shape"):
+    if isinstance(state_shape, numbers.Integral):
+        state_shape = (state_shape,)
     try:
-        sizes = tuple(mode_sizes)
+        sizes = tuple(state_shape)
     except TypeError:
-        raise TypeError(f"mode_sizes must be a sequence of ints, got {mode_sizes!r}") from None
+        raise TypeError(f"{name} must be a sequence of ints, got {state_shape!r}") from None
     if not sizes:
-        raise ValueError("mode_sizes must hold at least one mode, got ()")
-    return tuple(_check_positive_int(f"mode_sizes[{d}]", n) for d, n in enumerate(sizes))
+        raise ValueError(f"{name} must hold at least one mode, got ()")
+    return tuple(_check_positive_int(f"{name}[{d}]", n) for d, n in enumerate(sizes))
+
+
+def _required(function, **arguments):
+    """The values of required arguments (``UNSET`` when not passed), in order."""
+    missing = [name for name, value in arguments.items() if value is UNSET]
+    if missing:
+        raise TypeError(f"{function}() missing required argument(s): {', '.join(missing)}")
+    return list(arguments.values())
 
 
 # ---------------------------------------------------------------------------------- discretiser
@@ -103,7 +109,7 @@ class Discretiser:
         if lows.ndim != 1 or lows.shape != highs.shape:
             raise ValueError(f"lows and highs must be 1-d of equal length, got shapes "
                              f"{lows.shape} and {highs.shape}")
-        sizes = _check_mode_sizes(sizes)
+        sizes = _check_state_shape(sizes, "sizes")
         if len(sizes) != lows.size:
             raise ValueError(f"sizes has {len(sizes)} entries; lows has {lows.size}")
         for d, (lo, hi, n) in enumerate(zip(lows, highs, sizes)):
@@ -148,20 +154,20 @@ class Discretiser:
 
 
 # ---------------------------------------------------------------------------------- CP core
-def _check_indices(states, mode_sizes):
+def _check_indices(states, state_shape):
     """Validate a batch of multi-indices; return an int array of shape (n, D)."""
     idx = np.asarray(states)
-    if idx.ndim == 1 and idx.shape[0] == len(mode_sizes):
+    if idx.ndim == 1 and idx.shape[0] == len(state_shape):
         idx = idx[None]
-    if idx.ndim != 2 or idx.shape[1] != len(mode_sizes):
-        raise ValueError(f"states must be multi-indices of shape (n, D) with D = {len(mode_sizes)},"
-                         f" got shape {idx.shape}")
+    if idx.ndim != 2 or idx.shape[1] != len(state_shape):
+        raise ValueError(f"states must be multi-indices of shape (n, D) with D = "
+                         f"{len(state_shape)}, got shape {idx.shape}")
     if not np.issubdtype(idx.dtype, np.integer):
         raise TypeError(f"states must hold integer grid indices, got dtype {idx.dtype}")
-    bad = (idx < 0) | (idx >= np.asarray(mode_sizes))
+    bad = (idx < 0) | (idx >= np.asarray(state_shape))
     if bad.any():
         n, d = np.argwhere(bad)[0]
-        raise ValueError(f"states[{n}, {d}] = {idx[n, d]} is outside 0..{mode_sizes[d] - 1}")
+        raise ValueError(f"states[{n}, {d}] = {idx[n, d]} is outside 0..{state_shape[d] - 1}")
     return idx
 
 
@@ -178,14 +184,14 @@ class _CPModel:
     ``W`` is a learned factor of shape ``(O, K)`` when ``output_factor`` is true, else fixed ones.
     """
 
-    def __init__(self, mode_sizes, rank, n_outputs, output_factor, rng, init_scale):
-        self.mode_sizes = _check_mode_sizes(mode_sizes)
+    def __init__(self, state_shape, rank, n_outputs, output_factor, rng, init_scale):
+        self.state_shape = _check_state_shape(state_shape)
         self.rank = _check_positive_int("rank", rank)
         self.n_outputs = n_outputs
         if not isinstance(init_scale, numbers.Real) or not init_scale > 0:
             raise ValueError(f"init_scale must be a positive number, got {init_scale!r}")
         rng = as_rng(rng)
-        shapes = [(n, self.rank) for n in self.mode_sizes]
+        shapes = [(n, self.rank) for n in self.state_shape]
         if output_factor:
             shapes.append((n_outputs, self.rank))
         self.factors = [init_scale * rng.standard_normal(shape) for shape in shapes]
@@ -195,7 +201,7 @@ class _CPModel:
     @property
     def n_dims(self):
         """Number of state modes ``D``."""
-        return len(self.mode_sizes)
+        return len(self.state_shape)
 
     @property
     def n_factor_params(self):
@@ -224,20 +230,11 @@ class _CPModel:
     def _gather(self, idx):
         """Products ``prod_d G_d[idx[:, d]]`` (n, K) and leave-one-out products (n, D, K).
 
-        ``loo[:, d] = prod_{d' != d} G_{d'}[idx[:, d']]``: prefix products times suffix products,
-        ``O(n D K)`` without division (factor entries may be zero).
+        ``loo[:, d] = prod_{d' != d} G_{d'}[idx[:, d']]`` (:func:`~tnmdp.adapters.cp.row_products`,
+        ``O(n D K)``).
         """
-        D = self.n_dims
-        rows = [self.factors[d][idx[:, d]] for d in range(D)]
-        loo = np.empty((idx.shape[0], D, self.rank))
-        loo[:, 0] = 1.0
-        for d in range(1, D):  # prefix products, then times the suffix products
-            np.multiply(loo[:, d - 1], rows[d - 1], out=loo[:, d])
-        suffix = rows[D - 1]
-        for d in range(D - 2, -1, -1):
-            loo[:, d] *= suffix
-            suffix = suffix * rows[d]
-        return suffix, loo
+        rows = [self.factors[d][idx[:, d]] for d in range(self.n_dims)]
+        return row_products(rows, leave_one_out=True)
 
     def _forward(self, idx):
         prod, loo = self._gather(idx)
@@ -248,7 +245,7 @@ class _CPModel:
         weights = self._output_weights()
         c = cot @ weights  # (n, K)
         grads = []
-        for d, n_d in enumerate(self.mode_sizes):
+        for d, n_d in enumerate(self.state_shape):
             grads.append(_scatter_rows(idx[:, d], c * loo[:, d], n_d))
         if self._output_factor:
             grads.append((cot.T @ prod).ravel())
@@ -265,20 +262,18 @@ class _CPModel:
 
     # -- dense tensor and network
     def _full(self):
-        letters = "bcdefghijlmnopqrstuvwxyz"[:self.n_dims]
-        spec = ",".join(f"{c}k" for c in letters) + ",ak->" + letters + "a"
-        return np.einsum(spec, *self.factors[:self.n_dims], self._output_weights())
+        """Dense ``(N_0, ..., N_{D-1}, O)`` tensor."""
+        return cp_full(self.factors[:self.n_dims] + [self._output_weights()])
 
-    def _network(self, output_index):
-        import quimb.tensor as qtn
-
-        tensors = [qtn.Tensor(f.copy(), inds=(f"s{d}", "k"), tags={f"G{d}"})
-                   for d, f in enumerate(self.factors[:self.n_dims])]
+    def _network(self, output_index, state_tag="G"):
+        factors = self.factors[:self.n_dims]
+        names = [f"s{d}" for d in range(self.n_dims)]
+        tags = [f"{state_tag}{d}" for d in range(self.n_dims)]
         if output_index is not None:
-            tags = {"A"} if self._output_factor else {"A", "FIXED"}
-            tensors.append(qtn.Tensor(self._output_weights().copy(), inds=(output_index, "k"),
-                                      tags=tags))
-        return qtn.TensorNetwork(tensors)
+            factors = factors + [self._output_weights()]
+            names.append(output_index)
+            tags.append({"A"} if self._output_factor else {"A", "FIXED"})
+        return cp_network(factors, names, tags)
 
 
 # ---------------------------------------------------------------------------------- scores
@@ -310,13 +305,13 @@ class ParafacScore:
     state_rows: np.ndarray
     action_rows: np.ndarray | None
     log_std: np.ndarray | None
-    mode_sizes: tuple
+    state_shape: tuple
 
     def weighted_sum(self, weights):
         """``sum_n weights[n] score_n``, shape (P,), without forming per-sample vectors."""
         w = np.asarray(weights, dtype=float)
         parts = []
-        for d, n_d in enumerate(self.mode_sizes):
+        for d, n_d in enumerate(self.state_shape):
             parts.append(_scatter_rows(self.states[:, d], w[:, None] * self.state_rows[:, d], n_d))
         if self.action_rows is not None:
             parts.append(np.einsum("n,nak->ak", w, self.action_rows).ravel())
@@ -328,7 +323,7 @@ class ParafacScore:
         """Per-sample scores as a dense array of shape (n, P) (small cases and tests)."""
         n, _, K = self.state_rows.shape
         blocks = []
-        for d, n_d in enumerate(self.mode_sizes):
+        for d, n_d in enumerate(self.state_shape):
             block = np.zeros((n, n_d, K))
             block[np.arange(n), self.states[:, d]] = self.state_rows[:, d]
             blocks.append(block.reshape(n, -1))
@@ -353,8 +348,9 @@ class ParafacPolicy:
 
     Parameters
     ----------
-    mode_sizes : sequence of int, shape (D,)
-        Grid sizes ``N_d`` of the discretised state.
+    state_shape : sequence of int, shape (D,)
+        Grid sizes ``N_d`` of the discretised state (the state modes). ``mode_sizes=`` is a
+        deprecated alias.
     n_actions : int
         Softmax: number of discrete actions ``A >= 2``. Gaussian: action dimension ``A >= 1``.
     rank : int
@@ -396,16 +392,19 @@ class ParafacPolicy:
     for ``log_std``. Every method costs ``O(n K (D + A))`` for ``n`` states.
     """
 
-    def __init__(self, mode_sizes, n_actions, rank, kind="softmax", *, rng=None, init_scale=0.1,
-                 log_std_init=0.0, log_std_bounds=(-2.5, 1.0), action_bounds=None,
-                 mean_bounds=None):
+    def __init__(self, state_shape=UNSET, n_actions=UNSET, rank=UNSET, kind="softmax", *,
+                 rng=None, init_scale=0.1, log_std_init=0.0, log_std_bounds=(-2.5, 1.0),
+                 action_bounds=None, mean_bounds=None, mode_sizes=UNSET):
+        state_shape = _required("ParafacPolicy", state_shape=renamed_argument(
+            "ParafacPolicy", "mode_sizes", "state_shape", mode_sizes, state_shape, UNSET),
+            n_actions=n_actions, rank=rank)[0]
         if kind not in _KINDS:
             raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
         self.kind = kind
         self.n_actions = _check_positive_int("n_actions", n_actions,
                                              2 if kind == "softmax" else 1)
         output_factor = kind == "softmax" or self.n_actions > 1
-        self._cp = _CPModel(mode_sizes, rank, self.n_actions, output_factor, rng, init_scale)
+        self._cp = _CPModel(state_shape, rank, self.n_actions, output_factor, rng, init_scale)
         self.log_std = None
         if kind == "gaussian":
             lo, hi = (float(b) for b in log_std_bounds)
@@ -429,21 +428,23 @@ class ParafacPolicy:
         return low, high
 
     def __repr__(self):
-        return (f"ParafacPolicy(mode_sizes={self.mode_sizes}, n_actions={self.n_actions}, "
-                f"rank={self.rank}, kind={self.kind!r}, n_params={self.n_params})")
+        return (f"ParafacPolicy(state_shape={self.state_shape}, n_actions={self.n_actions}, "
+                f"rank={self.rank}, kind={self.kind!r}, n_parameters={self.n_parameters})")
 
     # -- parameters
-    mode_sizes = property(lambda self: self._cp.mode_sizes, doc="Grid sizes ``(N_0, ...)``.")
+    state_shape = property(lambda self: self._cp.state_shape, doc="Grid sizes ``(N_0, ...)``.")
+    mode_sizes = deprecated_property("mode_sizes", "state_shape")
+    n_params = deprecated_property("n_params", "n_parameters")
     rank = property(lambda self: self._cp.rank, doc="PARAFAC rank ``K``.")
     factors = property(lambda self: self._cp.factors, doc="Factor matrices (see class doc).")
 
     @property
     def n_states(self):
         """``prod_d N_d``, the number of grid cells."""
-        return int(np.prod(self.mode_sizes))
+        return int(np.prod(self.state_shape))
 
     @property
-    def n_params(self):
+    def n_parameters(self):
         """Number of learned parameters ``P``."""
         return self._cp.n_factor_params + (0 if self.log_std is None else self.log_std.size)
 
@@ -456,8 +457,8 @@ class ParafacPolicy:
     @params.setter
     def params(self, vec):
         vec = np.asarray(vec, dtype=float)
-        if vec.shape != (self.n_params,):
-            raise ValueError(f"params must have shape ({self.n_params},), got {vec.shape}")
+        if vec.shape != (self.n_parameters,):
+            raise ValueError(f"params must have shape ({self.n_parameters},), got {vec.shape}")
         n = self._cp.n_factor_params
         self._cp._set_flat_factors(vec[:n])
         if self.log_std is not None:
@@ -487,7 +488,7 @@ class ParafacPolicy:
 
     # -- distributions
     def _check_states(self, states):
-        return _check_indices(states, self.mode_sizes)
+        return _check_indices(states, self.state_shape)
 
     def distribution(self, states):
         """Logits ``Theta[i(s), :]`` (softmax) or means ``mu(s)`` (Gaussian), shape (n, A)."""
@@ -586,7 +587,7 @@ class ParafacPolicy:
         _, u, g_std = self._log_prob_and_grad(idx, act, out)
         c = u @ self._cp._output_weights()
         action_rows = (u[:, :, None] * prod[:, None, :]) if self._cp._output_factor else None
-        return ParafacScore(idx, u, c[:, None, :] * loo, action_rows, g_std, self.mode_sizes)
+        return ParafacScore(idx, u, c[:, None, :] * loo, action_rows, g_std, self.state_shape)
 
     # -- trust-region helpers (used by the learning algorithms)
     def _snapshot(self, idx):
@@ -647,7 +648,7 @@ class ParafacPolicy:
         Parameters
         ----------
         mdp_or_horizon : FiniteMDP or int
-            A finite MDP whose state index is the C-order multi-index over ``mode_sizes``
+            A finite MDP whose state index is the C-order multi-index over ``state_shape``
             (``s = i_0 N_1 ... N_{D-1} + ... + i_{D-1}``), or the horizon ``T``.
 
         Returns
@@ -661,7 +662,7 @@ class ParafacPolicy:
             mdp = mdp_or_horizon
             if (mdp.n_states, mdp.n_actions) != (self.n_states, self.n_actions):
                 raise ValueError(f"mdp has S={mdp.n_states}, A={mdp.n_actions}; this policy has "
-                                 f"S=prod{self.mode_sizes}={self.n_states}, A={self.n_actions}")
+                                 f"S=prod{self.state_shape}={self.n_states}, A={self.n_actions}")
             horizon = mdp.horizon
         else:
             raise TypeError(f"mdp_or_horizon must be a FiniteMDP or an int, not "
@@ -677,7 +678,8 @@ class ParafacCritic:
 
     Parameters
     ----------
-    mode_sizes : sequence of int, shape (D,)
+    state_shape : sequence of int, shape (D,)
+        ``mode_sizes=`` is a deprecated alias.
     rank : int
     rng : numpy.random.Generator or int or None
     init_scale : float, optional
@@ -688,15 +690,21 @@ class ParafacCritic:
     ``K sum_d N_d`` parameters.
     """
 
-    def __init__(self, mode_sizes, rank, *, rng=None, init_scale=0.1):
-        self._cp = _CPModel(mode_sizes, rank, 1, False, rng, init_scale)
+    def __init__(self, state_shape=UNSET, rank=UNSET, *, rng=None, init_scale=0.1,
+                 mode_sizes=UNSET):
+        state_shape = _required("ParafacCritic", state_shape=renamed_argument(
+            "ParafacCritic", "mode_sizes", "state_shape", mode_sizes, state_shape, UNSET),
+            rank=rank)[0]
+        self._cp = _CPModel(state_shape, rank, 1, False, rng, init_scale)
 
-    mode_sizes = property(lambda self: self._cp.mode_sizes)
+    state_shape = property(lambda self: self._cp.state_shape, doc="Grid sizes ``(N_0, ...)``.")
+    mode_sizes = deprecated_property("mode_sizes", "state_shape")
+    n_params = deprecated_property("n_params", "n_parameters")
     rank = property(lambda self: self._cp.rank)
     factors = property(lambda self: self._cp.factors)
 
     @property
-    def n_params(self):
+    def n_parameters(self):
         """Number of learned parameters."""
         return self._cp.n_factor_params
 
@@ -708,17 +716,17 @@ class ParafacCritic:
     @params.setter
     def params(self, vec):
         vec = np.asarray(vec, dtype=float)
-        if vec.shape != (self.n_params,):
-            raise ValueError(f"params must have shape ({self.n_params},), got {vec.shape}")
+        if vec.shape != (self.n_parameters,):
+            raise ValueError(f"params must have shape ({self.n_parameters},), got {vec.shape}")
         self._cp._set_flat_factors(vec)
 
     def values(self, states):
         """``V(s_n)``, shape (n,), for multi-indices of shape (n, D)."""
-        return self._cp._forward(_check_indices(states, self.mode_sizes))[0][:, 0]
+        return self._cp._forward(_check_indices(states, self.state_shape))[0][:, 0]
 
     def loss_and_grad(self, states, targets):
         """``0.5 mean (V - targets)^2`` and its gradient (P,)."""
-        idx = _check_indices(states, self.mode_sizes)
+        idx = _check_indices(states, self.state_shape)
         out, prod, loo = self._cp._forward(idx)
         resid = out[:, 0] - np.asarray(targets, dtype=float)
         n = idx.shape[0]
@@ -733,7 +741,7 @@ class ParafacCritic:
         Returns the ``scipy.optimize.OptimizeResult``; the factors are left at the optimum
         (``result.x`` is the fitted block's, or all factors', flat vector).
         """
-        idx = _check_indices(states, self.mode_sizes)
+        idx = _check_indices(states, self.state_shape)
         targets = np.asarray(targets, dtype=float)
         if targets.shape != (idx.shape[0],):
             raise ValueError(f"targets must have shape ({idx.shape[0]},), got {targets.shape}")
@@ -767,10 +775,7 @@ class ParafacCritic:
 
     def to_tensor_network(self):
         """quimb ``TensorNetwork`` of ``H_d`` (indices ``("s{d}", "k")``, tags ``"H{d}"``)."""
-        tn = self._cp._network(None)
-        for d in range(self._cp.n_dims):
-            tn.retag_({f"G{d}": f"H{d}"})
-        return tn
+        return self._cp._network(None, state_tag="H")
 
 
 # ---------------------------------------------------------------------------------- CP fit

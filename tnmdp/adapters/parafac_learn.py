@@ -3,7 +3,7 @@
 The four algorithms of Rozada, Paternain & Marques (arXiv 2501.04879) share one skeleton::
 
     repeat n_updates times:
-        roll out episodes_per_update episodes with the current policy      (_rollout)
+        roll out episodes_per_update episodes with the current policy      (sampling.rollout)
         advantages: reward-to-go minus a per-step mean (TLRPG),
                     or GAE(gamma, lam) with a PARAFAC critic (the others)  (_advantages)
           critic_updates="blockwise": for each critic factor H_d in turn, advantages from the
@@ -55,14 +55,14 @@ An actor block step runs ``epochs`` Adam steps with the gradient outside factor 
 their momentum, and so does ours (one Adam state). ``factor_updates`` / ``critic_updates``
 select ``"joint"`` (default) or ``"blockwise"``. Differences that remain: scipy's L-BFGS-B
 starts afresh at every fit, torch's LBFGS keeps its curvature history across calls.
-Measured on Pendulum-v1 (``examples/parafac_pendulum.py``, the authors' settings, mean return
-of the last 100 episodes, median over seeds): the authors' update modes learn fastest (TLRAC with
-the critic blockwise reaches about -300 by episode 700-900 on two seeds of four), but the
-unbounded Gaussian mean then drifts out of the torque range and the Adam-based learners
-collapse (TLRAC -3613 after 2,000 episodes). With the mean squashed into the torque range
-(``ParafacPolicy(mean_bounds=...)``, 8 seeds) the trust-region learners reach the paper's
--200 .. -300 (PTLRPO -300, TRTLRPO with gamma 0.99 -286); TLRAC plateaus at -516 with dips.
-The example's docstring has the full table.
+Measured learning curves (gridworld against the exact optimum, Pendulum-v1) are in
+``examples/README.md``.
+
+Plumbing shared with the other adapters: episodes are drawn by
+:mod:`tnmdp.adapters.sampling`, the Adam steps are :class:`tnmdp.adapters.optim.Adam` (descent
+on the negated surrogate), and the exact return and gradient come from
+:mod:`tnmdp.adapters.exact`. Names: ``discount`` (``gamma=`` is a deprecated alias),
+``learning_rate`` (``lr=``), ``n_parameters`` (``n_params``), ``state_shape`` (``mode_sizes``).
 """
 
 from __future__ import annotations
@@ -71,10 +71,13 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..model import as_rng
+from ._compat import UNSET, deprecated_property, renamed_argument
+from .exact import logit_gradient
+from .optim import Adam
 from .parafac import Discretiser, ParafacCritic, ParafacPolicy
+from .sampling import MDPEnvironment, rollout
 
 __all__ = ["MDPEnvironment", "GymEnvironment", "LearningResult", "tlrpg", "tlrac", "trtlrpo",
            "ptlrpo", "exact_gradient", "exact_ascent", "ALGORITHMS", "UPDATE_MODES"]
@@ -84,82 +87,6 @@ UPDATE_MODES = ("joint", "blockwise")
 
 
 # ---------------------------------------------------------------------------------- environments
-class MDPEnvironment:
-    """A :class:`tnmdp.FiniteMDP` as a vectorised, sampled environment.
-
-    Parameters
-    ----------
-    mdp : FiniteMDP
-    mode_sizes : sequence of int, optional
-        Factorisation of the state index (C order); default ``(S,)``. Their product must be ``S``.
-
-    Notes
-    -----
-    One :meth:`step` of ``n`` episodes costs ``O(n log nnz)`` (a binary search in the cumulative
-    transition probabilities). The terminal reward is added to the last step's reward times
-    ``gamma``, so the discounted sum of sampled rewards has expectation ``tnmdp.evaluate``.
-    """
-
-    def __init__(self, mdp, mode_sizes=None):
-        if not (hasattr(mdp, "transition_matrix") and hasattr(mdp, "horizon")):
-            raise TypeError(f"mdp must be a tnmdp.FiniteMDP, not {type(mdp).__name__}")
-        self.mdp = mdp
-        sizes = (mdp.n_states,) if mode_sizes is None else tuple(int(n) for n in mode_sizes)
-        if int(np.prod(sizes)) != mdp.n_states:
-            raise ValueError(f"mode_sizes {sizes} multiply to {int(np.prod(sizes))}, "
-                             f"not n_states={mdp.n_states}")
-        self.mode_sizes = sizes
-        self.max_steps = mdp.horizon
-        self.discount = mdp.discount
-        self._sampler = {}
-
-    def _cumulative(self, t):
-        P = self.mdp.transition_matrix(t)
-        key = id(P)
-        if key not in self._sampler:
-            csr = sp.csr_matrix(P)
-            csr.eliminate_zeros()
-            self._sampler[key] = (csr, np.cumsum(csr.data))
-        return self._sampler[key]
-
-    def reset(self, n, rng):
-        """Draw ``n`` initial states; multi-indices of shape (n, D)."""
-        init = self.mdp.initial
-        self._t = 0
-        self._states = np.minimum(np.searchsorted(np.cumsum(init), rng.random(n) * init.sum(),
-                                                  side="right"), init.size - 1)
-        return np.stack(np.unravel_index(self._states, self.mode_sizes), axis=1)
-
-    def step(self, actions, rng):
-        """Advance all episodes; returns ``(states (n, D), rewards (n,), done (n,) bool)``."""
-        mdp, t, s = self.mdp, self._t, self._states
-        csr, cum = self._cumulative(t)
-        rows = s * mdp.n_actions + actions
-        start, end = csr.indptr[rows], csr.indptr[rows + 1]
-        base = np.where(start > 0, cum[start - 1], 0.0)
-        draw = base + rng.random(s.size) * (cum[end - 1] - base)
-        k = np.clip(np.searchsorted(cum, draw, side="right"), start, end - 1)
-        nxt = csr.indices[k]
-        reward = mdp.reward_slice(t)
-        r = reward[s if reward.shape[0] > 1 else 0, actions if reward.shape[1] > 1 else 0,
-                   nxt if reward.shape[2] > 1 else 0]
-        r = np.broadcast_to(r, s.shape).astype(float)
-        self._t += 1
-        done = np.full(s.size, self._t >= mdp.horizon)
-        if self._t >= mdp.horizon:
-            r = r + mdp.discount * mdp.terminal_rewards[nxt]
-        self._states = nxt
-        return np.stack(np.unravel_index(nxt, self.mode_sizes), axis=1), r, done
-
-    def exact_return(self, policy):
-        """``tnmdp.evaluate`` of a softmax policy's tabular form (``None`` for Gaussian)."""
-        if policy.kind != "softmax":
-            return None
-        import tnmdp
-
-        return float(tnmdp.evaluate(self.mdp, policy.to_policy(self.mdp)))
-
-
 class GymEnvironment:
     """A gymnasium environment (default Pendulum-v1) seen through a :class:`Discretiser`.
 
@@ -207,7 +134,7 @@ class GymEnvironment:
             raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
         self.env_id, self.discretiser = env_id, discretiser
         self.make_kwargs = dict(make_kwargs, max_episode_steps=int(max_steps))
-        self.mode_sizes = discretiser.sizes
+        self.state_shape = discretiser.sizes
         self.max_steps = int(max_steps)
         self.discount = float(discount)
         self.return_discount = 1.0
@@ -245,6 +172,8 @@ class GymEnvironment:
             self._idx[running] = self.discretiser(np.asarray(observations))
         return self._idx.copy(), rewards, self._done.copy()
 
+    mode_sizes = deprecated_property("mode_sizes", "state_shape")
+
     def exact_return(self, policy):
         """Not available for a gymnasium environment: ``None``."""
         return None
@@ -273,8 +202,8 @@ class LearningResult:
         Exact expected return of the final policy.
     kl : ndarray, shape (U,)
         Mean ``KL(old || new)`` over the batch's states for each update.
-    n_params : int
-        Learned policy parameters (the critic's are in ``critic.n_params``).
+    n_parameters : int
+        Learned policy parameters (the critic's are in ``critic.n_parameters``).
     success : bool
         False when a return became non-finite.
     status : int
@@ -290,55 +219,15 @@ class LearningResult:
     exact_returns: np.ndarray | None
     final_exact_return: float | None
     kl: np.ndarray
-    n_params: int
+    n_parameters: int
     success: bool
     status: int
     message: str
 
+    n_params = deprecated_property("n_params", "n_parameters")
+
 
 # ---------------------------------------------------------------------------------- skeleton
-class _Adam:
-    """Adam ascent steps on a flat parameter vector."""
-
-    def __init__(self, size, lr, betas=(0.9, 0.999), eps=1e-8):
-        self.lr, self.betas, self.eps = lr, betas, eps
-        self.m, self.v, self.t = np.zeros(size), np.zeros(size), 0
-
-    def step(self, grad):
-        b1, b2 = self.betas
-        self.t += 1
-        self.m = b1 * self.m + (1 - b1) * grad
-        self.v = b2 * self.v + (1 - b2) * grad ** 2
-        m_hat, v_hat = self.m / (1 - b1 ** self.t), self.v / (1 - b2 ** self.t)
-        return self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
-
-
-@dataclass
-class _Batch:
-    states: np.ndarray     # (n, T, D)
-    actions: np.ndarray    # (n, T) or (n, T, A)
-    rewards: np.ndarray    # (n, T), zero after the episode ended
-    alive: np.ndarray      # (n, T) bool
-
-
-def _rollout(env, policy, n_episodes, rng):
-    idx = env.reset(n_episodes, rng)
-    states, actions, rewards, alive = [], [], [], []
-    running = np.ones(n_episodes, dtype=bool)
-    for _ in range(env.max_steps):
-        act = policy.sample(idx, rng)
-        states.append(idx)
-        actions.append(act)
-        alive.append(running.copy())
-        idx, r, done = env.step(act, rng)
-        rewards.append(np.where(running, r, 0.0))
-        running &= ~done
-        if not running.any():
-            break
-    return _Batch(np.stack(states, 1), np.stack(actions, 1), np.stack(rewards, 1),
-                  np.stack(alive, 1))
-
-
 def _discounted_sum(values, factor):
     """``out[:, t] = values[:, t] + factor * out[:, t+1]`` (backward along axis 1)."""
     out = np.zeros_like(values)
@@ -436,9 +325,11 @@ def _param_blocks(policy):
 def _adam_step(policy, optimizer, states, actions, adv, old_logp, clip, block=None):
     """One Adam step on the (clipped) surrogate; PTLRPO when ``clip`` is not None.
 
-    With ``block`` (a slice of the flat parameters) the gradient outside it is zeroed before the
-    step, as the authors' ``bcd`` trainer does; Adam's shared moments still move the other
-    blocks (torch's Adam steps every parameter whose gradient was zeroed rather than removed).
+    ``optimizer`` is a :class:`tnmdp.adapters.optim.Adam` over one flat parameter vector
+    (``"params"``); it descends, so it is given the negated surrogate gradient. With ``block``
+    (a slice of the flat parameters) the gradient outside it is zeroed before the step, as the
+    authors' ``bcd`` trainer does; Adam's shared moments still move the other blocks (torch's
+    Adam steps every parameter whose gradient was zeroed rather than removed).
     """
     score = policy.score(states, actions)
     if clip is None:
@@ -452,19 +343,20 @@ def _adam_step(policy, optimizer, states, actions, adv, old_logp, clip, block=No
         masked = np.zeros_like(grad)
         masked[block] = grad[block]
         grad = masked
-    _set_params(policy, policy.params + optimizer.step(grad))
+    _set_params(policy, optimizer.step({"params": policy.params}, {"params": -grad})["params"])
 
 
-def _learn(algorithm, policy, env, critic, *, n_updates, episodes_per_update, gamma, lam, lr,
+def _learn(algorithm, policy, env, critic, *, n_updates, episodes_per_update, discount, lam,
+           learning_rate,
            epochs, critic_rank, critic_iters, clip, max_kl, cg_iters, damping, backtracks,
            accept_ratio, rng, callback, factor_updates="joint", critic_updates="joint"):
     if not isinstance(policy, ParafacPolicy):
         raise TypeError(f"policy must be a ParafacPolicy, not {type(policy).__name__}")
     if hasattr(env, "transition_matrix"):
-        env = MDPEnvironment(env, policy.mode_sizes)
-    if tuple(env.mode_sizes) != tuple(policy.mode_sizes):
-        raise ValueError(f"env has mode_sizes {tuple(env.mode_sizes)}, policy has "
-                         f"{policy.mode_sizes}")
+        env = MDPEnvironment(env, policy.state_shape)
+    if tuple(env.state_shape) != tuple(policy.state_shape):
+        raise ValueError(f"env has state_shape {tuple(env.state_shape)}, policy has "
+                         f"{policy.state_shape}")
     for name, value in (("n_updates", n_updates), ("episodes_per_update", episodes_per_update),
                         ("epochs", epochs)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -475,20 +367,21 @@ def _learn(algorithm, policy, env, critic, *, n_updates, episodes_per_update, ga
     if algorithm == "trtlrpo" and factor_updates != "joint":
         raise ValueError("trtlrpo takes one natural-gradient step on all factors; "
                          f"factor_updates must be 'joint', got {factor_updates!r}")
-    gamma = env.discount if gamma is None else float(gamma)
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    gamma = env.discount if discount is None else discount
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"discount must be a number in [0, 1], got {gamma!r}")
+    gamma = float(gamma)
     rng = as_rng(rng)
     policy = policy.copy()
     if algorithm == "tlrpg":
         critic = None
     elif critic is None:
-        critic = ParafacCritic(policy.mode_sizes, critic_rank or policy.rank, rng=rng)
+        critic = ParafacCritic(policy.state_shape, critic_rank or policy.rank, rng=rng)
     else:
         import copy
 
         critic = copy.deepcopy(critic)
-    optimizer = _Adam(policy.n_params, lr)
+    optimizer = None if algorithm == "trtlrpo" else Adam(learning_rate)
     opts = {"max_kl": max_kl, "cg_iters": cg_iters, "damping": damping,
             "backtracks": backtracks, "accept_ratio": accept_ratio}
     return_discount = getattr(env, "return_discount", env.discount)
@@ -496,7 +389,7 @@ def _learn(algorithm, policy, env, critic, *, n_updates, episodes_per_update, ga
     status, message = 0, "completed all updates"
     for update in range(n_updates):
         exact.append(env.exact_return(policy))
-        batch = _rollout(env, policy, episodes_per_update, rng)
+        batch = rollout(env, policy, episodes_per_update, rng)
         returns.append(float(_discounted_sum(batch.rewards, return_discount)[:, 0].mean()))
         if not np.isfinite(returns[-1]):
             status, message = 1, f"non-finite sampled return at update {update}"
@@ -532,7 +425,7 @@ def _learn(algorithm, policy, env, critic, *, n_updates, episodes_per_update, ga
         algorithm=algorithm, policy=policy, critic=critic,
         episodes=np.arange(n_done) * episodes_per_update, returns=np.asarray(returns),
         exact_returns=exact_arr, final_exact_return=env.exact_return(policy),
-        kl=np.asarray(kls + [np.nan] * (n_done - len(kls))), n_params=policy.n_params,
+        kl=np.asarray(kls + [np.nan] * (n_done - len(kls))), n_parameters=policy.n_parameters,
         success=status == 0, status=status, message=message)
 
 
@@ -540,15 +433,17 @@ def _learn(algorithm, policy, env, critic, *, n_updates, episodes_per_update, ga
 def exact_gradient(mdp, policy):
     """Exact expected return of a softmax PARAFAC policy and its gradient, by contraction.
 
-    The policy is tiled over time. With the state marginals ``d_t`` (forward environments,
-    ``tnmdp.marginals``) and the policy's action values ``Q_t = rbar_t + gamma P_t V_{t+1}``
-    (backward environments), ``dJ / dlogits[s, a] = sum_t gamma^t d_t(s) pi(a|s) (Q_t(s, a) -
-    V_t(s))``, pulled back to the factors through the PARAFAC vector-Jacobian product.
+    The policy is tiled over time. :func:`tnmdp.adapters.exact.logit_gradient` gives
+    ``dJ / dlogits[s, a] = sum_t gamma^t d_t(s) pi(a|s) (Q_t(s, a) - V_t(s))`` from the state
+    marginals (forward environments) and the policy's action values (backward environments,
+    tnmdp's ``-inf``-safe backup); it is pulled back to the factors through the PARAFAC
+    vector-Jacobian product.
 
     Parameters
     ----------
     mdp : FiniteMDP
-        State index = C-order multi-index over ``policy.mode_sizes``; finite rewards.
+        State index = C-order multi-index over ``policy.state_shape``. ``-inf`` rewards are
+        allowed where the policy cannot reach them (a softmax policy takes every action).
     policy : ParafacPolicy
         ``kind="softmax"``.
 
@@ -559,30 +454,25 @@ def exact_gradient(mdp, policy):
     gradient : ndarray, shape (P,)
         ``dE[G] / dpolicy.params``.
 
+    Raises
+    ------
+    ValueError
+        When ``E[G] = -inf`` (the gradient is not defined).
+
     Notes
     -----
-    ``O(T nnz(P) + S K (D + A))``: no sampling, no Monte Carlo noise.
+    ``O(T nnz(P) + T S A + S K (D + A))``: no sampling, no Monte Carlo noise.
     """
-    import tnmdp
-
-    table = policy.to_policy(mdp)
-    S, A, T, gamma = mdp.n_states, mdp.n_actions, mdp.horizon, mdp.discount
-    pi = table[0]
-    dist = np.asarray(tnmdp.marginals(mdp, table))
-    values = np.asarray(mdp.terminal_rewards, dtype=float)
-    weight = np.zeros((S, A))
-    for t in range(T - 1, -1, -1):
-        q = mdp.expected_reward(t) + gamma * np.asarray(
-            mdp.transition_matrix(t) @ values).reshape(S, A)
-        values = (pi * q).sum(axis=1)
-        weight += gamma ** t * dist[t][:, None] * pi * (q - values[:, None])
-    states = np.stack(np.unravel_index(np.arange(S), policy.mode_sizes), axis=1)
+    if not isinstance(policy, ParafacPolicy) or policy.kind != "softmax":
+        raise TypeError("policy must be a softmax ParafacPolicy")
+    value, per_time = logit_gradient(mdp, policy.to_policy(mdp))
+    states = np.stack(np.unravel_index(np.arange(mdp.n_states), policy.state_shape), axis=1)
     cp = policy._cp
     _, prod, loo = cp._forward(states)
-    return float(mdp.initial @ values), cp._vjp(states, weight, prod, loo)
+    return value, cp._vjp(states, per_time.sum(axis=0), prod, loo)
 
 
-def exact_ascent(policy, mdp, *, n_steps=200, lr=0.05, callback=None):
+def exact_ascent(policy, mdp, *, n_steps=200, learning_rate=UNSET, callback=None, lr=UNSET):
     """Adam ascent on the exact return (:func:`exact_gradient`): the best rank-K policy found.
 
     Parameters
@@ -592,8 +482,8 @@ def exact_ascent(policy, mdp, *, n_steps=200, lr=0.05, callback=None):
     mdp : FiniteMDP
     n_steps : int
         Adam steps.
-    lr : float
-        Adam step size.
+    learning_rate : float
+        Adam step size. Default 0.05. ``lr=`` is a deprecated alias.
     callback : callable, optional
         ``callback(step, policy, value)``.
 
@@ -603,17 +493,19 @@ def exact_ascent(policy, mdp, *, n_steps=200, lr=0.05, callback=None):
         ``algorithm="exact"``; ``episodes`` holds the step index (no episodes are sampled) and
         ``returns`` = ``exact_returns`` the exact return before each step.
     """
+    learning_rate = renamed_argument("exact_ascent", "lr", "learning_rate", lr, learning_rate,
+                                     0.05)
     if not isinstance(policy, ParafacPolicy) or policy.kind != "softmax":
         raise TypeError("policy must be a softmax ParafacPolicy")
     if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral) or n_steps < 1:
         raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
     policy = policy.copy()
-    optimizer = _Adam(policy.n_params, lr)
+    optimizer = Adam(learning_rate)
     values = []
     for step in range(n_steps):
         value, grad = exact_gradient(mdp, policy)
         values.append(value)
-        policy.params = policy.params + optimizer.step(grad)
+        policy.params = optimizer.step({"params": policy.params}, {"params": -grad})["params"]
         if callback is not None:
             callback(step, policy, value)
     final = exact_gradient(mdp, policy)[0]
@@ -622,8 +514,8 @@ def exact_ascent(policy, mdp, *, n_steps=200, lr=0.05, callback=None):
     return LearningResult(
         algorithm="exact", policy=policy, critic=None, episodes=np.arange(n_steps),
         returns=curve, exact_returns=curve, final_exact_return=final,
-        kl=np.full(n_steps, np.nan), n_params=policy.n_params, success=ok, status=0 if ok else 1,
-        message="completed all steps" if ok else "non-finite return")
+        kl=np.full(n_steps, np.nan), n_parameters=policy.n_parameters, success=ok,
+        status=0 if ok else 1, message="completed all steps" if ok else "non-finite return")
 
 
 _DOC_TEMPLATE = """{summary}
@@ -633,13 +525,14 @@ _DOC_TEMPLATE = """{summary}
     policy : ParafacPolicy
         Initial policy (copied, not modified).
     env : FiniteMDP or MDPEnvironment or GymEnvironment
-        A FiniteMDP is wrapped with ``MDPEnvironment(mdp, policy.mode_sizes)``.
+        A FiniteMDP is wrapped with ``MDPEnvironment(mdp, policy.state_shape)``.
     n_updates : int
         Number of policy updates ``U``.
     episodes_per_update : int
         Episodes ``E`` sampled per update (the budget is ``U E`` episodes).
-    gamma : float, optional
-        Learning discount; default the environment's.
+    discount : float, optional
+        Learning discount ``gamma`` in ``[0, 1]``; default the environment's. ``gamma=`` is a
+        deprecated alias.
 {extra}    rng : numpy.random.Generator or int or None
     callback : callable, optional
         ``callback(update, policy, sampled_return, exact_return)`` after each update.
@@ -655,8 +548,9 @@ _DOC_TEMPLATE = """{summary}
     on a finite MDP, one ``tnmdp.evaluate``.
 """
 
-_ADAM_DOC = """    lr : float
-        Adam step size.
+_ADAM_DOC = """    learning_rate : float
+        Adam step size (:class:`tnmdp.adapters.optim.Adam`). Default 0.05. ``lr=`` is a
+        deprecated alias.
     epochs : int
         Full-batch Adam steps per update (per block with ``factor_updates="blockwise"``).
     factor_updates : {"joint", "blockwise"}
@@ -690,48 +584,64 @@ _NO_TRUST = {"clip": None, "max_kl": None, "cg_iters": None, "damping": None, "b
              "accept_ratio": None}
 
 
-def tlrpg(policy, env, *, n_updates=100, episodes_per_update=16, gamma=None, lr=0.05, epochs=1,
-          factor_updates="joint", rng=None, callback=None):
+def _names(function, discount, gamma, learning_rate=UNSET, lr=UNSET):
+    """``discount`` and ``learning_rate`` from the new or the deprecated keywords."""
+    return (renamed_argument(function, "gamma", "discount", gamma, discount, None),
+            renamed_argument(function, "lr", "learning_rate", lr, learning_rate, 0.05))
+
+
+def tlrpg(policy, env, *, n_updates=100, episodes_per_update=16, discount=UNSET,
+          learning_rate=UNSET, epochs=1, factor_updates="joint", rng=None, callback=None,
+          gamma=UNSET, lr=UNSET):
+    discount, learning_rate = _names("tlrpg", discount, gamma, learning_rate, lr)
     return _learn("tlrpg", policy, env, n_updates=n_updates,
-                  episodes_per_update=episodes_per_update, gamma=gamma, lr=lr, epochs=epochs,
-                  rng=rng, callback=callback, factor_updates=factor_updates,
-                  **_critic_kwargs(None, 1.0, None, 0), **_NO_TRUST)
+                  episodes_per_update=episodes_per_update, discount=discount,
+                  learning_rate=learning_rate, epochs=epochs, rng=rng, callback=callback,
+                  factor_updates=factor_updates, **_critic_kwargs(None, 1.0, None, 0),
+                  **_NO_TRUST)
 
 
-def tlrac(policy, env, critic=None, *, n_updates=100, episodes_per_update=16, gamma=None,
-          lam=0.95, lr=0.05, epochs=1, critic_rank=None, critic_iters=20,
-          factor_updates="joint", critic_updates="joint", rng=None, callback=None):
+def tlrac(policy, env, critic=None, *, n_updates=100, episodes_per_update=16, discount=UNSET,
+          lam=0.95, learning_rate=UNSET, epochs=1, critic_rank=None, critic_iters=20,
+          factor_updates="joint", critic_updates="joint", rng=None, callback=None, gamma=UNSET,
+          lr=UNSET):
+    discount, learning_rate = _names("tlrac", discount, gamma, learning_rate, lr)
     return _learn("tlrac", policy, env, n_updates=n_updates,
-                  episodes_per_update=episodes_per_update, gamma=gamma, lr=lr, epochs=epochs,
-                  rng=rng, callback=callback, factor_updates=factor_updates,
-                  critic_updates=critic_updates,
+                  episodes_per_update=episodes_per_update, discount=discount,
+                  learning_rate=learning_rate, epochs=epochs, rng=rng, callback=callback,
+                  factor_updates=factor_updates, critic_updates=critic_updates,
                   **_critic_kwargs(critic, lam, critic_rank, critic_iters), **_NO_TRUST)
 
 
-def ptlrpo(policy, env, critic=None, *, n_updates=100, episodes_per_update=16, gamma=None,
-           lam=0.95, lr=0.05, epochs=10, clip=0.2, critic_rank=None, critic_iters=20,
-           factor_updates="joint", critic_updates="joint", rng=None, callback=None):
+def ptlrpo(policy, env, critic=None, *, n_updates=100, episodes_per_update=16, discount=UNSET,
+           lam=0.95, learning_rate=UNSET, epochs=10, clip=0.2, critic_rank=None,
+           critic_iters=20, factor_updates="joint", critic_updates="joint", rng=None,
+           callback=None, gamma=UNSET, lr=UNSET):
+    discount, learning_rate = _names("ptlrpo", discount, gamma, learning_rate, lr)
     if not isinstance(clip, numbers.Real) or not 0 < clip < 1:
         raise ValueError(f"clip must be in (0, 1), got {clip!r}")
     trust = dict(_NO_TRUST, clip=float(clip))
     return _learn("ptlrpo", policy, env, n_updates=n_updates,
-                  episodes_per_update=episodes_per_update, gamma=gamma, lr=lr, epochs=epochs,
-                  rng=rng, callback=callback, factor_updates=factor_updates,
-                  critic_updates=critic_updates,
+                  episodes_per_update=episodes_per_update, discount=discount,
+                  learning_rate=learning_rate, epochs=epochs, rng=rng, callback=callback,
+                  factor_updates=factor_updates, critic_updates=critic_updates,
                   **_critic_kwargs(critic, lam, critic_rank, critic_iters), **trust)
 
 
-def trtlrpo(policy, env, critic=None, *, n_updates=100, episodes_per_update=16, gamma=None,
+def trtlrpo(policy, env, critic=None, *, n_updates=100, episodes_per_update=16, discount=UNSET,
             lam=0.95, max_kl=0.01, cg_iters=10, damping=1e-3, backtracks=10, accept_ratio=0.1,
-            critic_rank=None, critic_iters=20, critic_updates="joint", rng=None, callback=None):
+            critic_rank=None, critic_iters=20, critic_updates="joint", rng=None, callback=None,
+            gamma=UNSET):
+    discount = _names("trtlrpo", discount, gamma)[0]
     if not isinstance(max_kl, numbers.Real) or not max_kl > 0:
         raise ValueError(f"max_kl must be a positive number, got {max_kl!r}")
     trust = {"clip": None, "max_kl": float(max_kl), "cg_iters": int(cg_iters),
              "damping": float(damping), "backtracks": int(backtracks),
              "accept_ratio": float(accept_ratio)}
     return _learn("trtlrpo", policy, env, n_updates=n_updates,
-                  episodes_per_update=episodes_per_update, gamma=gamma, lr=0.0, epochs=1,
-                  rng=rng, callback=callback, critic_updates=critic_updates,
+                  episodes_per_update=episodes_per_update, discount=discount,
+                  learning_rate=None, epochs=1, rng=rng, callback=callback,
+                  critic_updates=critic_updates,
                   **_critic_kwargs(critic, lam, critic_rank, critic_iters), **trust)
 
 
@@ -739,7 +649,7 @@ tlrpg.__doc__ = _DOC_TEMPLATE.format(
     summary="Tensor low-rank policy gradient: REINFORCE, reward-to-go minus its per-step mean.",
     extra=_ADAM_DOC)
 tlrac.__doc__ = _DOC_TEMPLATE.format(
-    summary="Tensor low-rank actor-critic: GAE(gamma, lam) advantages from a PARAFAC critic.",
+    summary="Tensor low-rank actor-critic: GAE(discount, lam) advantages from a PARAFAC critic.",
     extra=_ADAM_DOC + _CRITIC_DOC)
 ptlrpo.__doc__ = _DOC_TEMPLATE.format(
     summary="Proximal tensor low-rank policy optimisation: the PPO clipped surrogate.",

@@ -9,20 +9,19 @@ The state ``s`` of the underlying :class:`~tnmdp.FiniteMDP` is the C-order flat 
 per-mode indices ``(i_0, ..., i_{D-1})`` (``np.ravel_multi_index(idx, state_shape)``), so a
 2-d grid with state ``i * n_1 + j`` has ``state_shape = (n_0, n_1)``.
 
-As a tensor network the CP form is a star: one matrix per mode, all joined through a COPY
-(hyper-diagonal) tensor on the rank index::
+As a tensor network the CP form is a star: one matrix per mode, all sharing the rank index
+``k`` (a hyperedge: the COPY tensor on ``k`` is implicit)::
 
               task   s0    s1  ...   a
                |     |     |         |
              F_task F_0   F_1  ...  F_act
                 \\    |     |        /
-                 k0  k1    k2  ... k{D+1}
-                   \\ |     |      /
-                      COPY (delta)
+                 +---------k--------+
 
-:meth:`QTensor.to_tensor_network` builds it in quimb (open indices ``task, s0..s{D-1}, a``);
-:func:`tnmdp.adapters.cp.cp_als` fits the CP form to a dense tensor (alternating least squares), e.g. to measure
-the rank of the exact optimal Q-tensor of a task family.
+:meth:`QTensor.to_tensor_network` builds it in quimb (open indices ``task, s0..s{D-1}, a``)
+with :func:`tnmdp.adapters.cp.cp_network`, the builder every adapter uses;
+:func:`tnmdp.adapters.cp.cp_als` fits the CP form to a dense tensor (alternating least
+squares), e.g. to measure the rank of the exact optimal Q-tensor of a task family.
 """
 
 from __future__ import annotations
@@ -31,14 +30,10 @@ import numbers
 
 import numpy as np
 
-from ..model import _check_int, as_rng
-from .cp import cp_full
+from ..model import as_rng
+from .cp import _check_positive_int, cp_full, cp_network, row_products
 
 __all__ = ["QTensor"]
-
-
-def _check_positive_int(name, value):
-    return _check_int(name, value, 1)
 
 
 def _check_index(name, value, size):
@@ -168,10 +163,8 @@ class QTensor:
         state = _check_index("state", state, self.n_states)
         task, state = np.broadcast_arrays(task, state)
         modes = np.unravel_index(state, self.state_shape)
-        out = self.factors[0][task]
-        for f, idx in zip(self.factors[1:-1], modes):
-            out = out * f[idx]
-        return out
+        return row_products([self.factors[0][task]]
+                            + [f[idx] for f, idx in zip(self.factors[1:-1], modes)])
 
     def q_values(self, task, state):
         """``Q[task, state, :]``.
@@ -267,22 +260,15 @@ class QTensor:
         return ("task",) + tuple(f"s{d}" for d in range(len(self.state_shape))) + ("a",)
 
     def to_tensor_network(self):
-        """The CP form as a quimb TensorNetwork (a star around a COPY tensor).
+        """The CP form as a quimb TensorNetwork (a star on the shared rank index ``"k"``).
 
         Returns
         -------
         quimb.tensor.TensorNetwork
-            Tensors tagged ``"TASK"``, ``"S0"``, ..., ``"ACTION"`` (the factors, indices
-            ``(name, "k{i}")``) and ``"COPY"`` (the delta on ``k0..k{D+1}``); open indices
+            Tensors tagged ``"TASK"``, ``"S0"``, ..., ``"ACTION"`` with indices
+            ``(name, "k")`` (:func:`~tnmdp.adapters.cp.cp_network`); open indices
             ``task, s0, ..., s{D-1}, a``. ``tn.contract(output_inds=qt.index_names())`` equals
             :meth:`full` element by element.
         """
-        import quimb.tensor as qtn
-
-        names = self.index_names()
         tags = ["TASK"] + [f"S{d}" for d in range(len(self.state_shape))] + ["ACTION"]
-        bonds = [f"k{i}" for i in range(len(names))]
-        tensors = [qtn.Tensor(f.copy(), inds=(name, bond), tags={tag})
-                   for f, name, bond, tag in zip(self.factors, names, bonds, tags)]
-        tensors.append(qtn.COPY_tensor(self.rank, bonds, tags={"COPY"}))
-        return qtn.TensorNetwork(tensors)
+        return cp_network(self.factors, self.index_names(), tags)

@@ -32,6 +32,13 @@ short of it). Because returns may be negative, the score is the *fraction of opt
 
 Independent runs (seeds) are simulated in lock step, batched along a leading axis: each run has
 its own factors, optimiser state, trajectories and random draws.
+
+Plumbing shared with the other adapters: transitions are drawn by
+:class:`tnmdp.adapters.sampling.TransitionSampler`, the optimisers are those of
+:mod:`tnmdp.adapters.optim` (one per factor bank, one state per factor, as one torch optimiser
+per factor), entry and leave-one-out products are :func:`tnmdp.adapters.cp.row_products`, and
+the exact optimal Q-tables come from :func:`tnmdp.adapters.exact.action_values` (tnmdp's
+``-inf``-safe backup).
 """
 
 from __future__ import annotations
@@ -40,12 +47,15 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..evaluate import evaluate
 from ..model import FiniteMDP, as_rng
 from ..solve import solve
-from .qtensor import QTensor, _check_index, _check_positive_int
+from .cp import _check_positive_int, row_products
+from .exact import action_values
+from .optim import OPTIMIZERS, make_optimizer
+from .qtensor import QTensor, _check_index
+from .sampling import TransitionSampler
 
 __all__ = ["learn_q", "QLearningResult", "semi_gradient", "optimal_q_table",
            "optimal_q_tensor", "task_references", "METHODS", "OPTIMIZERS"]
@@ -53,60 +63,16 @@ __all__ = ["learn_q", "QLearningResult", "semi_gradient", "optimal_q_table",
 METHODS = ("S-TLR-Q", "LR-Q", "C-LR-Q")
 
 
-# ---------------------------------------------------------------------- optimisers
-class _SGD:
-    def __init__(self, shape, learning_rate):
-        self.lr = learning_rate
-
-    def step(self, param, grad):
-        param -= self.lr * grad
-
-
-class _Adam:
-    """Adam (as torch.optim.Adam without weight decay)."""
-
-    def __init__(self, shape, learning_rate, betas=(0.9, 0.999), eps=1e-8):
-        self.lr, (self.b1, self.b2), self.eps = learning_rate, betas, eps
-        self.m, self.v, self.t = np.zeros(shape), np.zeros(shape), 0
-
-    def _first_moment(self, grad):
-        self.t += 1
-        self.m *= self.b1
-        self.m += (1 - self.b1) * grad
-        return self.m / (1 - self.b1 ** self.t)
-
-    def step(self, param, grad):
-        m_hat = self._first_moment(grad)
-        self.v *= self.b2
-        self.v += (1 - self.b2) * grad * grad
-        param -= self.lr * m_hat / (np.sqrt(self.v / (1 - self.b2 ** self.t)) + self.eps)
-
-
-class _Adamax(_Adam):
-    """Adamax as torch.optim.Adamax: ``v`` holds the decayed infinity norm ``u``."""
-
-    def step(self, param, grad):
-        m_hat = self._first_moment(grad)
-        np.maximum(self.b2 * self.v, np.abs(grad) + self.eps, out=self.v)
-        param -= self.lr * m_hat / self.v
-
-
-OPTIMIZERS = {"adamax": _Adamax, "adam": _Adam, "sgd": _SGD}
-
-
 # ---------------------------------------------------------------------- kernels (batched)
-def _row_product(factors, idx):
-    """``prod_i F_i[b, idx_i[b], :]`` over the given modes, shape (B, K)."""
+def _rows(factors, idx):
+    """Rows ``F_i[b, idx_i[b], :]`` of batched factors ``(B, n_i, K)``, each shape (B, K)."""
     b = np.arange(factors[0].shape[0])
-    out = factors[0][b, idx[0]]
-    for f, i in zip(factors[1:], idx[1:]):
-        out = out * f[b, i]
-    return out
+    return [f[b, i] for f, i in zip(factors, idx)]
 
 
 def _action_values(factors, state_idx):
     """``Q[b, state, :]`` for indices of every mode but the action, shape (B, A)."""
-    return np.einsum("bk,bak->ba", _row_product(factors[:-1], state_idx), factors[-1])
+    return np.einsum("bk,bak->ba", row_products(_rows(factors[:-1], state_idx)), factors[-1])
 
 
 def _factor_gradient(factors, idx, next_idx, reward, discount, which):
@@ -116,23 +82,25 @@ def _factor_gradient(factors, idx, next_idx, reward, discount, which):
     the rows of the gradient, shape (B, K).
     """
     target = reward + discount * _action_values(factors, next_idx).max(axis=1)
-    b = np.arange(factors[0].shape[0])
-    rows = [f[b, i] for f, i in zip(factors, idx)]
-    others = np.ones_like(rows[0])
-    for j, row in enumerate(rows):
-        if j != which:
-            others = others * row
+    rows = _rows(factors, idx)
+    others = row_products(rows[:which] + rows[which + 1:]) if len(rows) > 1 \
+        else np.ones_like(rows[0])
     q = (others * rows[which]).sum(axis=1)
     return -(target - q)[:, None] * others
 
 
-def _td_update(factors, optimizers, idx, next_idx, reward, discount):
-    """One S-TLR-Q transition: each factor in turn, with a fresh target (in place)."""
+def _td_update(factors, optimizer, idx, next_idx, reward, discount):
+    """One S-TLR-Q transition: each factor in turn, with a fresh target.
+
+    ``factors`` (a list of ``(B, n_i, K)`` arrays) is updated by item assignment; ``optimizer``
+    (:mod:`tnmdp.adapters.optim`) keeps one state per factor, keyed ``"F{i}"``.
+    """
     b = np.arange(factors[0].shape[0])
-    for which, (factor, opt) in enumerate(zip(factors, optimizers)):
+    for which, factor in enumerate(factors):
         grad = np.zeros_like(factor)
         grad[b, idx[which]] = _factor_gradient(factors, idx, next_idx, reward, discount, which)
-        opt.step(factor, grad)
+        key = f"F{which}"
+        factors[which] = optimizer.step({key: factor}, {key: grad})[key]
 
 
 def semi_gradient(qtensor, task, state, action, reward, next_state, discount):
@@ -178,55 +146,6 @@ def semi_gradient(qtensor, task, state, action, reward, next_state, discount):
     return out
 
 
-# ---------------------------------------------------------------------- simulator
-class _Simulator:
-    """Batched sampling of one FiniteMDP: padded per-row CDFs of each distinct ``P_t``."""
-
-    def __init__(self, mdp):
-        self.mdp = mdp
-        self._tables = {}
-        self._initial_cdf = np.cumsum(mdp.initial)
-        self._initial_cdf[-1] = 1.0
-
-    def _table(self, t):
-        P = self.mdp.transition_matrix(t)
-        key = id(P)
-        if key not in self._tables:
-            csr = sp.csr_matrix(P)
-            csr.eliminate_zeros()
-            counts = np.diff(csr.indptr)
-            rows = np.repeat(np.arange(csr.shape[0]), counts)
-            pos = np.arange(csr.nnz) - csr.indptr[rows]
-            width = int(counts.max())
-            nxt = np.zeros((csr.shape[0], width), dtype=np.intp)
-            cdf = np.ones((csr.shape[0], width))
-            cum = np.cumsum(csr.data)
-            start = np.concatenate([[0.0], cum])[csr.indptr[:-1]]
-            nxt[rows, pos] = csr.indices
-            cdf[rows, pos] = cum - start[rows]
-            last = csr.indptr[1:] - 1
-            cdf[np.arange(csr.shape[0]), counts - 1] = 1.0
-            # padding repeats the last successor (its CDF is already 1)
-            nxt[:, :] = np.where(np.arange(width) < counts[:, None], nxt,
-                                 csr.indices[last][:, None])
-            self._tables[key] = (nxt, cdf)
-        return self._tables[key]
-
-    def reset(self, u):
-        return np.searchsorted(self._initial_cdf, u, side="right").clip(0, self.mdp.n_states - 1)
-
-    def step(self, t, s, a, u):
-        """Next states and rewards for states ``s``, actions ``a`` and uniforms ``u`` (B,)."""
-        nxt, cdf = self._table(t)
-        row = s * self.mdp.n_actions + a
-        k = (cdf[row] < u[:, None]).sum(axis=1)
-        s2 = nxt[row, k]
-        rew = self.mdp.reward_slice(t)
-        r = rew[s if rew.shape[0] > 1 else 0, a if rew.shape[1] > 1 else 0,
-                s2 if rew.shape[2] > 1 else 0]
-        return s2, np.broadcast_to(r, s.shape)
-
-
 # ---------------------------------------------------------------------- exact references
 def _check_discount(discount, *, below_one=False):
     if isinstance(discount, bool) or not isinstance(discount, numbers.Real) or not (
@@ -268,7 +187,6 @@ def optimal_q_table(mdp, time=0):
     Parameters
     ----------
     mdp : FiniteMDP
-        Finite rewards (no ``-inf``).
     time : int, optional
         Time step ``t`` in ``0..T-1``. Default 0.
 
@@ -278,23 +196,14 @@ def optimal_q_table(mdp, time=0):
 
     Notes
     -----
-    Backward induction from ``V_T = terminal`` over the public per-site accessors; cost
-    ``O(sum_{t' >= t} nnz(P_t'))``. ``max_a Q_0(s, a)`` is ``tnmdp.solve(mdp).values``.
+    Backward induction from ``V_T = terminal`` with tnmdp's backup
+    (:func:`tnmdp.adapters.exact.action_values`); cost ``O(sum_{t' >= t} nnz(P_t'))``.
+    ``max_a Q_0(s, a)`` is ``tnmdp.solve(mdp).values``. ``-inf`` rewards give ``-inf`` entries
+    (actions that lead to a forbidden move with positive probability), never ``nan``.
     """
     if not isinstance(mdp, FiniteMDP):
         raise TypeError(f"mdp must be a FiniteMDP, not {type(mdp).__name__}")
-    if isinstance(time, bool) or not isinstance(time, numbers.Integral) or not (
-            0 <= time < mdp.horizon):
-        raise ValueError(f"time must be an int in 0..{mdp.horizon - 1}, got {time!r}")
-    if mdp.has_neg_inf:
-        raise ValueError("optimal_q_table needs finite rewards; mdp has -inf rewards")
-    S, A = mdp.n_states, mdp.n_actions
-    v = mdp.terminal_rewards
-    for t in range(mdp.horizon - 1, int(time) - 1, -1):
-        q = mdp.expected_reward(t) + mdp.discount * np.asarray(
-            mdp.transition_matrix(t) @ v).reshape(S, A)
-        v = q.max(axis=1)
-    return q
+    return action_values(mdp, time=time)
 
 
 def optimal_q_tensor(tasks, state_shape=None, time=0):
@@ -400,8 +309,8 @@ def _models(method, n_tasks, sizes, rank, n_runs, gen, scale, optimizer, learnin
     """Factor banks (R, n_i, K) with optimisers, and each task's (bank, task prefix)."""
     def bank(mode_sizes):
         factors = [scale * gen.standard_normal((n_runs, n, rank)) for n in mode_sizes]
-        opts = [OPTIMIZERS[optimizer](f.shape, learning_rate) for f in factors]
-        return factors, opts
+        # divergence (overflow in some runs) is detected and reported at the checkpoints
+        return factors, make_optimizer(optimizer, learning_rate, check_finite=False)
 
     if method == "S-TLR-Q":
         return [bank((n_tasks,) + sizes)], [(0, (m,)) for m in range(n_tasks)]
@@ -428,21 +337,21 @@ def _as_qtensors(method, banks, n_tasks, n_runs):
     return out
 
 
-def _run_episode(sim, factors, opts, prefix, modes, gamma, schedule, n_steps, gen):
+def _run_episode(sim, factors, optimizer, prefix, modes, gamma, schedule, n_steps, gen):
     """One episode of one task in every run; returns the updated transition count."""
     eps_start, eps_end, eps_decay, lr, lr_decay = schedule
     n_runs, n_actions = factors[0].shape[0], factors[-1].shape[1]
     pre = [np.full(n_runs, i) for i in prefix]
-    s = sim.reset(gen.random(n_runs))
+    s = sim.initial_states(gen.random(n_runs))
     for t in range(sim.mdp.horizon):
         state_idx = pre + list(modes[:, s])
-        for opt in opts:
-            opt.lr = lr * lr_decay ** n_steps
+        optimizer.learning_rate = lr * lr_decay ** n_steps
         a = np.argmax(_action_values(factors, state_idx), axis=1)
         explore = gen.random(n_runs) < max(eps_end, eps_start * eps_decay ** n_steps)
         a = np.where(explore, gen.integers(n_actions, size=n_runs), a)
-        s2, r = sim.step(t, s, a, gen.random(n_runs))
-        _td_update(factors, opts, state_idx + [a], pre + list(modes[:, s2]),
+        law = sim.mdp.reward_power_law(t) is not None
+        s2, r = sim.step(t, s, a, gen.random(n_runs), gen.random(n_runs) if law else None)
+        _td_update(factors, optimizer, state_idx + [a], pre + list(modes[:, s2]),
                    np.asarray(r, dtype=float), gamma)
         s = s2
         n_steps += 1
@@ -505,7 +414,7 @@ def learn_q(tasks, method="S-TLR-Q", *, rank=8, state_shape=None, n_episodes=100
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got {optimizer!r}")
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
     n_tasks, mdp0 = len(tasks), tasks[0]
     shape = _check_state_shape(state_shape, mdp0.n_states)
     rank = _check_positive_int("rank", rank)
@@ -545,7 +454,7 @@ def learn_q(tasks, method="S-TLR-Q", *, rank=8, state_shape=None, n_episodes=100
     sizes = shape + (mdp0.n_actions,)
     banks, task_model = _models(method, n_tasks, sizes, rank, n_runs, gen, float(init_scale),
                                 optimizer, float(learning_rate))
-    sims = [_Simulator(mdp) for mdp in tasks]
+    sims = [TransitionSampler(mdp) for mdp in tasks]
     modes = np.array(np.unravel_index(np.arange(mdp0.n_states), shape))  # (D, S)
     horizon = mdp0.horizon
 
@@ -560,10 +469,10 @@ def learn_q(tasks, method="S-TLR-Q", *, rank=8, state_shape=None, n_episodes=100
     schedule = (eps_start, eps_end, eps_decay, float(learning_rate), float(learning_rate_decay))
     for episode in range(1, n_episodes + 1):
         for m, sim in enumerate(sims):
-            (factors, opts), prefix = banks[task_model[m][0]], task_model[m][1]
+            (factors, optimizer), prefix = banks[task_model[m][0]], task_model[m][1]
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
-                n_steps = _run_episode(sim, factors, opts, prefix, modes, gammas[m], schedule,
-                                       n_steps, gen)
+                n_steps = _run_episode(sim, factors, optimizer, prefix, modes, gammas[m],
+                                       schedule, n_steps, gen)
         if episode % eval_every == 0 or episode == n_episodes:
             samples.append(episode * horizon)
             returns.append(checkpoint())

@@ -1,0 +1,148 @@
+"""Exact references for the learners, computed with tnmdp's own backup and evaluation.
+
+The adapters measure learned models against exact quantities of a :class:`tnmdp.FiniteMDP`;
+these functions compute them with the core's Bellman backup (:func:`tnmdp.kernels.backup`) and
+marginals (:func:`tnmdp.marginals`), which are ``-inf`` safe: a forbidden (``-inf``) reward on a
+transition of probability zero, or in a state the policy never reaches, contributes nothing
+and never produces ``nan``.
+
+* :func:`action_values` -- the action values ``Q_t(s, a)`` of a tabular policy, or of the
+  optimum (backward induction, the closed-form backward sweep of :func:`tnmdp.solve`).
+* :func:`logit_gradient` -- the exact expected return of a softmax policy and its gradient by
+  the logits (the policy-gradient theorem, exact: no sampling)::
+
+      dJ / dlogits_t[s, a] = gamma^t d_t(s) pi_t(a|s) (Q_t(s, a) - V_t(s))
+
+  with ``d_t`` the state marginals (left environments) and ``Q_t``, ``V_t`` the policy's
+  action and state values (right environments). A parametrised policy pulls it back to its
+  parameters by its own vector-Jacobian product (e.g. the PARAFAC factors in
+  :func:`tnmdp.adapters.parafac_learn.exact_gradient`).
+
+Costs are those of one backward sweep, ``O(sum_t nnz(P_t))``, plus ``O(T S A)`` for the tables.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["action_values", "logit_gradient"]
+
+
+def _check_mdp(mdp):
+    from ..model import FiniteMDP
+
+    if not isinstance(mdp, FiniteMDP):
+        raise TypeError(f"mdp must be a tnmdp.FiniteMDP, not {type(mdp).__name__}")
+    mdp.require_horizon()
+    return mdp
+
+
+def _policy_table(mdp, policy):
+    """``(T, S, A)`` float array of a tabular policy (validated by :func:`tnmdp.evaluate`'s
+    policy reader)."""
+    from ..policy import as_policy
+
+    return as_policy(policy, mdp)
+
+
+def _expectation(probs, values):
+    """``sum_a probs[s, a] values[s, a]`` with ``0 * -inf = 0``."""
+    return np.where(probs > 0, probs * np.where(probs > 0, values, 0.0), 0.0).sum(axis=1)
+
+
+def action_values(mdp, policy=None, *, time=None):
+    """Action values ``Q_t(s, a) = rbar_t(s, a) + gamma sum_s' P_t(s'|s, a) V_{t+1}(s')``.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+        Finite horizon ``T``; ``-inf`` rewards allowed.
+    policy : Policy or array_like, shape (T, S, A), optional
+        ``V_{t+1}`` is this policy's value; default the optimal value (``max_a Q``).
+    time : int, optional
+        Return only ``Q_time`` (the backward pass stops there).
+
+    Returns
+    -------
+    ndarray, shape (T, S, A), or (S, A) with ``time``
+        ``-inf`` where a forbidden transition has positive probability from ``(s, a)`` on.
+
+    Notes
+    -----
+    ``max_a Q_0(s, a)`` is ``tnmdp.solve(mdp).values``; ``sum_a pi_0 Q_0`` is the policy's
+    value from ``s``. Cost ``O(sum_{t >= time} nnz(P_t))``.
+    """
+    from ..kernels import backup
+
+    mdp = _check_mdp(mdp)
+    T = mdp.horizon
+    if time is not None and (isinstance(time, bool) or not isinstance(time, numbers.Integral)
+                             or not 0 <= time < T):
+        raise ValueError(f"time must be an int in 0..{T - 1}, got {time!r}")
+    pol = None if policy is None else _policy_table(mdp, policy)
+    stop = 0 if time is None else int(time)
+    out = None if time is not None else np.empty((T, mdp.n_states, mdp.n_actions))
+    v = np.asarray(mdp.terminal_rewards, dtype=float)
+    for t in range(T - 1, stop - 1, -1):
+        q = backup(mdp, t, v)
+        if out is not None:
+            out[t] = q
+        v = q.max(axis=1) if pol is None else _expectation(np.asarray(pol[t]), q)
+    return q if time is not None else out
+
+
+def logit_gradient(mdp, policy):
+    """Exact return of a tabular policy and its gradient by softmax logits, per time step.
+
+    With ``pi_t(.|s) = softmax(logits_t[s, :])``, the gradient of ``J = E[G]`` by
+    ``logits_t[s, a]`` is ``gamma^t d_t(s) pi_t(a|s) (Q_t(s, a) - V_t(s))``.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    policy : Policy or array_like, shape (T, S, A)
+        The softmax probabilities (every entry ``> 0`` for a softmax; zeros are allowed and
+        get gradient 0).
+
+    Returns
+    -------
+    value : float
+        ``J = tnmdp.evaluate(mdp, policy)``.
+    gradient : ndarray, shape (T, S, A)
+        ``dJ / dlogits_t[s, a]``; a stationary parametrisation sums it over ``t``.
+
+    Raises
+    ------
+    ValueError
+        If ``J = -inf`` (a forbidden move has positive probability): the gradient is not
+        defined.
+
+    Notes
+    -----
+    One backward and one forward sweep: ``O(sum_t nnz(P_t) + T S A)``.
+    """
+    from ..evaluate import marginals
+
+    mdp = _check_mdp(mdp)
+    pol = _policy_table(mdp, policy)
+    dist = np.asarray(marginals(mdp, pol))
+    q = action_values(mdp, pol)
+    T, gamma = mdp.horizon, mdp.discount
+    grad = np.zeros_like(q)
+    for t in range(T):
+        pi = np.asarray(pol[t], dtype=float)
+        v = _expectation(pi, q[t])
+        live = (dist[t][:, None] > 0) & (pi > 0)
+        if np.isneginf(q[t][live]).any():
+            s, a = np.argwhere(live & np.isneginf(q[t]))[0]
+            raise ValueError(f"the policy's expected return is -inf (from state {s}, action {a} "
+                             f"at t={t} a forbidden move has positive probability); its "
+                             "gradient is not defined")
+        adv = np.where(live, q[t] - np.where(np.isneginf(v), 0.0, v)[:, None], 0.0)
+        grad[t] = gamma ** t * dist[t][:, None] * pi * adv
+    v0 = _expectation(np.asarray(pol[0], dtype=float), q[0])
+    init = np.asarray(mdp.initial, dtype=float)
+    value = float(np.where(init > 0, init * np.where(init > 0, v0, 0.0), 0.0).sum())
+    return value, grad
