@@ -127,7 +127,8 @@ def compress(mps, *, max_bond=None, cutoff=0.0):
         if scale == 0.0:
             return _zero_result(sites)
         sites[i] = q.reshape(dl, d, -1)
-        sites[i + 1] = np.tensordot(r / scale, sites[i + 1], axes=(1, 0))
+        nxt = sites[i + 1]
+        sites[i + 1] = ((r / scale) @ nxt.reshape(nxt.shape[0], -1)).reshape(-1, *nxt.shape[1:])
         log_norm += np.log(scale)
     nrm = np.linalg.norm(sites[-1])
     if nrm == 0.0:
@@ -144,7 +145,9 @@ def compress(mps, *, max_bond=None, cutoff=0.0):
         keep_norm = np.sqrt(kept)
         log_norm += np.log(keep_norm)
         sites[i] = vh[:k].reshape(k, d, dr)
-        sites[i - 1] = np.tensordot(sites[i - 1], u[:, :k] * (s[:k] / keep_norm), axes=(2, 0))
+        prev = sites[i - 1]
+        sites[i - 1] = (prev.reshape(-1, prev.shape[2]) @ (u[:, :k] * (s[:k] / keep_norm))).reshape(
+            prev.shape[0], prev.shape[1], k)
     return ApplyResult(sites, float(log_norm), float(discarded), max_bond_of(sites))
 
 
@@ -178,7 +181,7 @@ def apply_mpo(mpo, mps, *, max_bond=None, cutoff=0.0):
     product = []
     for w, a in zip(mpo, mps):
         # B[(l, m), y, (r, n)] = sum_x A[l, x, r] W[m, n, y, x]
-        b = np.einsum("lxr,mnyx->lmyrn", a, w, optimize=True)
+        b = np.tensordot(a, w, axes=(1, 3)).transpose(0, 2, 4, 1, 3)  # l, m, y, r, n
         dl, dm, d, dr, dn = b.shape
         product.append(b.reshape(dl * dm, d, dr * dn))
     return compress(product, max_bond=max_bond, cutoff=cutoff)
