@@ -497,3 +497,4 @@ def test_soft_band_skip_solve_is_unchanged():
     assert np.asarray(sol.values).tobytes() == plain.tobytes()
     assert np.asarray(sol.policy).tobytes() == sites.tobytes()
     assert sol.soft_value == tnmdp.kernels.weighted_sum(mdp.initial, values[0])
+

@@ -136,6 +136,7 @@ class FiniteMDP:
         self.discount = float(discount)
         self._reward_law = None
         self._expected_reward_cache = {}
+        self._site_cache = {}
 
     # ------------------------------------------------------------------ construction
     def _read_transitions(self, transitions):
@@ -378,6 +379,19 @@ class FiniteMDP:
     def _site_key(self, t):
         """A key equal for time steps whose transitions and rewards coincide."""
         return (id(self.transition_matrix(t)), t if self._rewards.shape[0] > 1 else -1)
+
+    def cached(self, key, build):
+        """``build()``, computed once per model and ``key``, kept as long as the model lives.
+
+        The one cache of data derived from this model's operators (e.g. a transition matrix
+        packed for the compiled kernels, :mod:`tnmdp.backends`): owned by the model, so it is
+        freed with it and never shared between models. Keys naming a stored operator use
+        ``id(self.transition_matrix(t))``, which the model keeps alive.
+        """
+        cache = self.__dict__.setdefault("_site_cache", {})
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
 
     def expected_reward(self, t):
         """``rbar_t[s, a] = sum_s' P_t(s'|s,a) R_t(s,a,s')``, shape ``(S, A)``.

@@ -47,7 +47,14 @@ from ...kernels import site_probabilities, small_int_dtype
 from ..numpy.operators import Operator, markov_operator
 from .kernels import backward_run, forward_run
 
-__all__ = ["backup_argmax", "propagate_gain", "backward_argmax_sweep", "runs"]
+__all__ = ["backup_argmax", "propagate_gain", "backward_argmax_sweep", "runs", "packed"]
+
+
+def packed(mdp, t, *, transpose=False):
+    """``P_t`` (or its transpose) packed for the kernels, built once per model and kept in the
+    model's cache (:meth:`tnmdp.FiniteMDP.cached`): ``O(nnz)`` the first time, free after."""
+    P = mdp.transition_matrix(t)
+    return mdp.cached(("operator", id(P), transpose), lambda: Operator(P, transpose=transpose))
 
 
 def backup_argmax(P, rbar, v, gamma=1.0, *, arrival_reward=None):
@@ -169,7 +176,7 @@ def backward_argmax_sweep(mdp, sites, *, budget=None, with_history=True):
     time_rewards = mdp.rewards.shape[0] > 1
     arrival = mdp.reward_kind() == "arrival"
 
-    rbar_cache, reward_cache, back_ops = {}, {}, {}
+    rbar_cache, reward_cache = {}, {}
 
     def rbar_of(t):
         key = (id(mdp.transition_matrix(t)), t if time_rewards else -1)
@@ -185,10 +192,7 @@ def backward_argmax_sweep(mdp, sites, *, budget=None, with_history=True):
         return reward_cache[key]
 
     def backward_op(t):
-        P = mdp.transition_matrix(t)
-        if id(P) not in back_ops:
-            back_ops[id(P)] = Operator(P)
-        return back_ops[id(P)]
+        return packed(mdp, t)
 
     # ---- forward pass: left environments of the initial policy
     fwd_keys = [(id(mdp.transition_matrix(t)), id(sites[t]), t if time_rewards else -1)
@@ -196,7 +200,7 @@ def backward_argmax_sweep(mdp, sites, *, budget=None, with_history=True):
     counts = {}
     for key in fwd_keys:
         counts[key] = counts.get(key, 0) + 1
-    prepared, transposed = {}, {}
+    prepared = {}
 
     def forward_args(t):
         key = fwd_keys[t]
@@ -207,9 +211,7 @@ def backward_argmax_sweep(mdp, sites, *, budget=None, with_history=True):
                 args, probs, rbar = (Operator(M, transpose=True).args, np.ones((S, 1)),
                                      rbar_pi[:, None].copy())
             else:
-                if id(P) not in transposed:
-                    transposed[id(P)] = Operator(P, transpose=True).args
-                args = transposed[id(P)]
+                args = packed(mdp, t, transpose=True).args
             if counts[key] == 1 and len(prepared) > 64:
                 prepared.clear()
             prepared[key] = (args, probs, rbar)

@@ -17,8 +17,7 @@ import numpy as np
 
 from ...environments import Checkpoints
 from ...kernels import site_probabilities
-from ..numpy.operators import Operator
-from .argmax_sweep import runs
+from .argmax_sweep import packed, runs
 from .soft_kernels import soft_backward_run
 
 __all__ = ["BAND_FACTOR", "SOFT_VALUES_BUDGET", "SoftBackup", "backward_soft_sweep"]
@@ -89,7 +88,7 @@ class SoftBackup:
         mdp = self.mdp
         P = mdp.transition_matrix(t)
         if id(P) not in self._ops:
-            op = Operator(P)
+            op = packed(mdp, t)
             band = op.bandwidth if op.bandwidth * self.band_factor < mdp.n_states else -1
             self._ops[id(P)] = (P, op.args + (band,))
         r_key = t if self._time_rewards else -1

@@ -28,6 +28,22 @@ _NO_PTR = np.zeros(1, dtype=np.int64)
 _NO_COLS = np.zeros((1, 1), dtype=np.int32)
 
 
+#: Rows per chunk when packing (keeps the index temporaries of packing small).
+_CHUNK_ROWS = 2**15
+
+
+def _chunks(csr, lengths):
+    """Per chunk of rows: ``(r0, r1, rows, pos, entries)``, each stored entry's row, position
+    in its row, and the slice of ``csr.indices``/``csr.data`` holding the chunk."""
+    n = csr.shape[0]
+    for r0 in range(0, n, _CHUNK_ROWS):
+        r1 = min(n, r0 + _CHUNK_ROWS)
+        e0, e1 = int(csr.indptr[r0]), int(csr.indptr[r1])
+        rows = np.repeat(np.arange(r0, r1), lengths[r0:r1])
+        pos = np.arange(e0, e1) - np.repeat(csr.indptr[r0:r1], lengths[r0:r1])
+        yield r0, r1, rows, pos, slice(e0, e1)
+
+
 class Operator:
     """A matrix in the form the kernels take.
 
@@ -61,27 +77,30 @@ class Operator:
 
     def __init__(self, matrix, *, transpose=False, ell_padding=ELL_PADDING):
         if sp.issparse(matrix):
-            csr = sp.csr_matrix(matrix.T if transpose else matrix)
-            csr.sort_indices()
+            csr = sp.csr_matrix(matrix.T if transpose else matrix)  # shares a CSR's arrays
+            if not csr.has_sorted_indices:
+                csr = csr.sorted_indices()  # a copy: never reorders the caller's matrix
             n, m = csr.shape
             lengths = np.diff(csr.indptr)
             width = int(lengths.max()) if n else 0
             if width * n <= ell_padding * max(csr.nnz, 1):
-                rows = np.repeat(np.arange(n), lengths)
-                pos = np.arange(csr.nnz) - np.repeat(csr.indptr[:-1], lengths)
                 cols = np.full((max(width, 1), n), m, dtype=np.int32)
                 vals = np.zeros((max(width, 1), n))
-                cols[pos, rows] = csr.indices
-                vals[pos, rows] = csr.data
+                for r0, r1, rows, pos, entries in _chunks(csr, lengths):
+                    cols[pos, rows] = csr.indices[entries]
+                    vals[pos, rows] = csr.data[entries]
                 self.kind, indptr = ELL, _NO_PTR
             else:
-                self.kind, indptr = CSR, csr.indptr.astype(np.int64)
-                cols, vals = csr.indices.astype(np.int32)[None, :], csr.data[None, :]
+                self.kind, indptr = CSR, csr.indptr.astype(np.int64, copy=False)
+                cols = csr.indices.astype(np.int32, copy=False)[None, :]
+                vals = csr.data[None, :]
             self.shape = (n, m)
             self.bandwidth = -1
             if not transpose and m and n % m == 0 and csr.nnz and np.all(csr.data != 0.0):
-                rows = np.repeat(np.arange(n) // (n // m), np.diff(csr.indptr))
-                self.bandwidth = int(np.abs(csr.indices.astype(np.int64) - rows).max())
+                per_state = n // m
+                self.bandwidth = max(
+                    int(np.abs(csr.indices[entries].astype(np.int64) - rows // per_state).max())
+                    for _, _, rows, _, entries in _chunks(csr, lengths) if rows.size)
         else:
             vals = np.ascontiguousarray(matrix, dtype=np.float64)
             self.kind, indptr, cols = (DENSE_T if transpose else DENSE), _NO_PTR, _NO_COLS
