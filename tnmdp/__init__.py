@@ -5,7 +5,7 @@ quimb is imported only where networks are built (:mod:`tnmdp.network`).
 """
 
 from . import models, reference
-from .evaluate import Trajectories, evaluate, marginals, moments, sample
+from .evaluate import Trajectories, evaluate, marginals, moments, policy_values, sample
 from .interop import (from_gymnasium, from_mdptoolbox, from_quantecon, to_gymnasium,
                       to_mdptoolbox, to_quantecon)
 from .local import LocalSolver
@@ -18,7 +18,7 @@ from .tilted import doob_transform, event_probability, log_partition
 __all__ = ["FiniteMDP", "LocalSolver", "Policy", "Solution", "SweepState", "Trajectories",
            "doob_transform", "evaluate", "event_probability", "log_partition", "marginals", "models", "moments",
            "reference", "sample", "solve",
-           "from_gymnasium", "from_mdptoolbox", "from_quantecon", "to_gymnasium", "to_mdptoolbox",
-           "to_quantecon"]
+           "policy_values", "from_gymnasium", "from_mdptoolbox", "from_quantecon", "to_gymnasium",
+           "to_mdptoolbox", "to_quantecon"]
 
 __version__ = "0.1.0"

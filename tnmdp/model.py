@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from ._pydata import is_pydata_sparse, pydata_to_scipy
+
 __all__ = ["FiniteMDP", "as_rng"]
 
 
@@ -85,6 +87,21 @@ def _check_continuing(transitions, rewards, terminal_rewards):
                          "rewards: (S, A), (S, A, S') or (1, S, A, S')")
 
 
+def _from_pydata(transitions):
+    """pydata ``sparse`` input (one array, or a sequence of them) as scipy CSR, converted once
+    per distinct object so that a repeated operator stays shared."""
+    if is_pydata_sparse(transitions):
+        return pydata_to_scipy(transitions, name="transitions")
+    if isinstance(transitions, (list, tuple)) and transitions and is_pydata_sparse(
+            transitions[0]):
+        done = {}
+        for t, op in enumerate(transitions):
+            if id(op) not in done:
+                done[id(op)] = pydata_to_scipy(op, name=f"transitions[{t}]")
+        return [done[id(op)] for op in transitions]
+    return transitions
+
+
 class FiniteMDP:
     """A finite, episodic Markov decision process.
 
@@ -141,6 +158,7 @@ class FiniteMDP:
     # ------------------------------------------------------------------ construction
     def _read_transitions(self, transitions):
         T = self.horizon
+        transitions = _from_pydata(transitions)
         if sp.issparse(transitions):
             ops = [transitions]
         elif isinstance(transitions, Sequence) and not isinstance(transitions, np.ndarray) and (
@@ -151,6 +169,10 @@ class FiniteMDP:
             ops = list(transitions)
         else:
             dense = np.asarray(transitions)
+            if dense.dtype == object or not dense.ndim:
+                raise TypeError(f"transitions must be an (S, A, S) or (T, S, A, S) array, a "
+                                f"scipy or pydata sparse (S*A, S) matrix or a sequence of them; "
+                                f"got {type(transitions).__name__}")
             if dense.ndim == 3:
                 ops = [dense]
             elif dense.ndim == 4:
@@ -318,6 +340,48 @@ class FiniteMDP:
                   terminal_rewards, discount=discount, atol=atol)
         mdp._reward_law = (law, values)
         return mdp
+
+    # ------------------------------------------------------------------ saving and pickling
+    def save(self, path):
+        """Save to a versioned ``.npz`` file (no pickle; compact reward and sparse forms kept).
+
+        Parameters
+        ----------
+        path : str or os.PathLike or file-like
+            NumPy adds ``.npz`` to a name without it. Read back with :meth:`load`.
+        """
+        from ._npz import mdp_state, save_state
+
+        save_state(path, "FiniteMDP", mdp_state(self))
+
+    @classmethod
+    def load(cls, path):
+        """Load a model written by :meth:`save` (revalidated as by the constructor).
+
+        Raises
+        ------
+        ValueError
+            A truncated, damaged or foreign file, a newer file version, or a saved Solution.
+        """
+        from ._npz import load_state
+
+        return cls._from_state(load_state(path, "FiniteMDP")[1])
+
+    @classmethod
+    def _from_state(cls, state):
+        from ._npz import mdp_arguments
+
+        args, kwargs, law = mdp_arguments(state)
+        mdp = cls(*args, **kwargs)
+        if law is not None:
+            mdp._reward_law = law
+        return mdp
+
+    def __reduce__(self):
+        # pickle and deepcopy through the saved state: caches keyed by id() never travel
+        from ._npz import mdp_state
+
+        return (type(self)._from_state, (mdp_state(self),))
 
     # ------------------------------------------------------------------ properties
     def __repr__(self):

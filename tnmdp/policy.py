@@ -166,6 +166,31 @@ class Policy:
             return self._sites.nbytes
         return sum({id(s): s.nbytes for s in self._sites}.values())
 
+    # pickling and saving ----------------------------------------------------------------
+    def _state(self):
+        """Arrays describing the policy (``tnmdp._npz``): what it pickles and saves as."""
+        from ._npz import policy_state
+
+        return policy_state(self)
+
+    @classmethod
+    def _from_state(cls, state):
+        kind, n_actions = str(state["kind"]), int(state["n_actions"])
+        if kind == "actions":
+            actions = np.asarray(state["actions"])
+            return Policy(actions.astype(small_int_dtype(n_actions)), actions.shape[1], n_actions)
+        if kind == "sites":
+            sites = np.asarray(state["sites"], dtype=np.float64)
+            distinct = list(sites)  # shared sites stay shared
+            return Policy([distinct[k] for k in np.asarray(state["index"])], sites.shape[1],
+                          n_actions)
+        if kind == "soft":
+            return SoftPolicy._from_soft_state(state)
+        raise ValueError(f"unknown policy kind {kind!r} in a saved state")
+
+    def __reduce__(self):
+        return (Policy._from_state, (self._state(),))
+
     def __repr__(self):
         kind = "deterministic" if isinstance(self._sites, np.ndarray) else "stochastic"
         return f"{type(self).__name__}(T={self.horizon}, S={self.n_states}, A={self.n_actions}, {kind})"
@@ -229,22 +254,100 @@ class SoftPolicy(Policy):
     def nbytes(self):
         return self.values.nbytes
 
+    def _state(self):
+        """Soft values at the stored checkpoints, the model and the reference policy."""
+        values, sites = self.values, self._sites
+        if isinstance(values, Checkpoints):
+            times, stride = sorted(values._stored), values.stride
+        else:
+            times, stride = list(range(len(values))), 1
+        return {"kind": "soft", "n_actions": self.n_actions, "mdp": sites.mdp,
+                "temperature": self.temperature, "reference": sites.reference,
+                "times": np.asarray(times), "values": np.stack([values[t] for t in times]),
+                "stride": stride}
+
+    @classmethod
+    def _from_soft_state(cls, state):
+        from .model import FiniteMDP
+
+        mdp, reference = state["mdp"], state["reference"]
+        if isinstance(mdp, dict):  # nested state read from a file
+            mdp = FiniteMDP._from_state(mdp)
+        if isinstance(reference, dict):
+            reference = Policy._from_state(reference)
+        temperature = float(state["temperature"])
+        values = Checkpoints(_SoftValueStep(mdp, temperature, reference), mdp.horizon,
+                             8 * mdp.n_states, False)
+        values.stride = int(state["stride"])
+        for t, v in zip(np.asarray(state["times"]).tolist(), np.asarray(state["values"])):
+            values.record(t, v)
+        return cls(mdp, values, temperature, reference)
+
+
+class _SoftValueStep:
+    """``V_{t+1} -> V_t`` of the soft backward recursion (numpy kernels; picklable)."""
+
+    def __init__(self, mdp, temperature, reference):
+        self.mdp, self.temperature, self.reference = mdp, temperature, reference
+
+    def __call__(self, t, v_next):
+        q = backup(self.mdp, t, v_next)
+        return soft_backup(q, log_reference(self.reference, t, q.shape), self.temperature)[1]
+
 
 def as_policy(policy, mdp, *, name="policy"):
-    """Validate ``policy`` against ``mdp``: a :class:`Policy` or a ``(T, S, A)`` array."""
+    """Validate ``policy`` against ``mdp`` and return a :class:`Policy`.
+
+    Parameters
+    ----------
+    policy : Policy or array_like
+        With ``T, S, A`` the MDP's horizon, states and actions, any of
+
+        * a :class:`Policy` of shape ``(T, S, A)``;
+        * real ``(T, S, A)``: ``pi_t(a|s)``;
+        * real ``(S, A)``: a stationary policy, the same site at every step (stored once);
+        * **integer** ``(T, S)`` or ``(S,)``: deterministic actions ``a_t(s)`` (or ``a(s)`` at
+          every step). An integer dtype means actions: an integer ``(S, A)`` array is read as
+          actions, never as probabilities.
+    mdp : FiniteMDP
+    name : str
+        Argument name for error messages.
+
+    Returns
+    -------
+    Policy
+    """
+    T, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
     if isinstance(policy, Policy):
-        got = policy.shape
-    else:
-        arr = np.asarray(policy) if not isinstance(policy, str) else None
-        if arr is None or arr.dtype == object:
-            raise TypeError(f"{name} must be a Policy or a (T, S, A) array, got {type(policy).__name__}")
-        got = arr.shape
-    want = (mdp.horizon, mdp.n_states, mdp.n_actions)
-    if got != want:
-        raise ValueError(f"{name} has shape {got}; the MDP needs (T, S, A) = {want}")
-    if isinstance(policy, Policy):
+        if policy.shape != (T, S, A):
+            raise ValueError(f"{name} has shape {policy.shape}; the MDP needs (T, S, A) = "
+                             f"{(T, S, A)}")
         return policy
+    arr = np.asarray(policy) if not isinstance(policy, str) else None
+    if arr is None or arr.dtype == object:
+        raise TypeError(f"{name} must be a Policy or a (T, S, A) array, got "
+                        f"{type(policy).__name__} (also accepted: (S, A) probabilities, (T, S) "
+                        "or (S,) integer actions)")
+    if np.issubdtype(arr.dtype, np.integer) and arr.shape in ((T, S), (S,)):
+        actions = np.broadcast_to(arr, (T, S))
+        bad = (actions < 0) | (actions >= A)
+        if bad.any():
+            t, s = np.argwhere(bad)[0]
+            where = f"s={s}" if arr.ndim == 1 else f"t={t}, s={s}"
+            raise ValueError(f"{name}[{where}] is {actions[t, s]}: integer arrays are actions, "
+                             f"which must lie in 0..{A - 1}")
+        return Policy.from_actions(actions, A)
+    if arr.shape not in ((T, S, A), (S, A)):
+        raise ValueError(f"{name} has shape {arr.shape}; the MDP needs (T, S, A) = {(T, S, A)} "
+                         f"(also accepted: (S, A) = {(S, A)} probabilities, integer actions "
+                         f"(T, S) = {(T, S)} or (S,) = ({S},); got dtype {arr.dtype})")
     try:
+        if arr.ndim == 2:  # stationary: validate once, share one site
+            site = Policy.from_array(arr[None], atol=mdp.atol).site(0)
+            return Policy([site] * T, S, A)
         return Policy.from_array(arr, atol=mdp.atol)
     except ValueError as err:
-        raise ValueError(str(err).replace("policy", name, 1)) from None
+        message = str(err).replace("policy", name, 1)
+        if arr.ndim == 2:
+            message = message.replace("t=0, ", "")
+        raise ValueError(message) from None

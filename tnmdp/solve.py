@@ -44,16 +44,25 @@ class Solution:
         0 converged (a backward sweep with an optimal local solver is exact); 1 ``max_sweeps``
         reached without the convergence test; 2 stopped by ``callback``.
     message : str
+    value_function : ndarray, shape (T + 1, S)
+        Values-to-go of ``policy`` at every step (:func:`tnmdp.policy_values`), computed on
+        first access (one backward pass) and kept; needs the model (``mdp``).
+    mdp : FiniteMDP or None
+        The model solved (``None`` when the producer did not record it).
+
+    Methods ``q_values(t)``, ``save(path)`` and ``Solution.load(path)``; a Solution pickles and
+    deep-copies (its lazy history is computed first).
     """
 
     __slots__ = ("policy", "expected_return", "values", "soft_value", "_history", "n_sweeps",
-                 "success", "status", "message")
+                 "success", "status", "message", "mdp", "_value_function")
 
     def __init__(self, *, policy, expected_return, values, soft_value, history, n_sweeps,
-                 success, status, message):
+                 success, status, message, mdp=None):
         fields = dict(policy=policy, expected_return=expected_return, values=values,
                       soft_value=soft_value, _history=history, n_sweeps=n_sweeps,
-                      success=success, status=status, message=message)
+                      success=success, status=status, message=message, mdp=mdp,
+                      _value_function=None)
         for name, value in fields.items():
             object.__setattr__(self, name, value)
 
@@ -67,6 +76,78 @@ class Solution:
             history = np.asarray(history())
             object.__setattr__(self, "_history", history)
         return history
+
+    def _need_mdp(self, what):
+        if self.mdp is None:
+            raise ValueError(f"{what} needs the model, which this Solution does not hold "
+                             "(made without mdp=)")
+        return self.mdp
+
+    @property
+    def value_function(self):
+        """``V_t(s)`` of :attr:`policy` for ``t = 0..T``, shape ``(T + 1, S)``; row 0 is
+        :attr:`values`, row ``T`` the terminal reward."""
+        if self._value_function is None:
+            from .evaluate import policy_values
+
+            values = policy_values(self._need_mdp("value_function"), self.policy)
+            values.setflags(write=False)
+            object.__setattr__(self, "_value_function", values)
+        return self._value_function
+
+    def q_values(self, t):
+        """``Q_t(s, a) = E[r_t + gamma V_{t+1}(s_{t+1}) | s_t = s, a_t = a]`` under the
+        returned policy's future, shape ``(S, A)`` (the optimal Q after an exact solve; plain,
+        not soft, values). Cost ``O(nnz(P_t))`` once :attr:`value_function` is known."""
+        mdp = self._need_mdp("q_values")
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or not (
+                0 <= t < mdp.horizon):
+            raise ValueError(f"t must be an int in 0..{mdp.horizon - 1}, got {t!r}")
+        from .kernels import backup
+
+        return backup(mdp, int(t), self.value_function[int(t) + 1])
+
+    # saving and pickling ------------------------------------------------------------------
+    def _state(self):
+        return {"policy": self.policy, "mdp": self.mdp,
+                "expected_return": self.expected_return, "values": self.values,
+                "soft_value": self.soft_value, "history": self.history,
+                "n_sweeps": self.n_sweeps, "success": self.success, "status": self.status,
+                "message": self.message}
+
+    @classmethod
+    def _from_state(cls, state):
+        policy, mdp = state["policy"], state["mdp"]
+        if isinstance(mdp, dict):  # nested states read from a file
+            mdp = FiniteMDP._from_state(mdp)
+        if isinstance(policy, dict):
+            policy = Policy._from_state(policy)
+        soft = state["soft_value"]
+        return cls(policy=policy, expected_return=float(state["expected_return"]),
+                   values=np.asarray(state["values"]),
+                   soft_value=None if soft is None else float(soft),
+                   history=np.asarray(state["history"]), n_sweeps=int(state["n_sweeps"]),
+                   success=bool(state["success"]), status=int(state["status"]),
+                   message=str(state["message"]), mdp=mdp)
+
+    def __reduce__(self):
+        return (Solution._from_state, (self._state(),))
+
+    def save(self, path):
+        """Save to a versioned ``.npz`` file (no pickle): the policy in its compact form
+        (actions, distinct sites, or a soft policy's checkpointed soft values), the model,
+        values and history. Read back with :meth:`Solution.load`."""
+        from ._npz import plain_state, save_state
+
+        save_state(path, "Solution", plain_state(self._state()))
+
+    @classmethod
+    def load(cls, path):
+        """Load a Solution written by :meth:`save`; ``ValueError`` for a truncated, damaged
+        or foreign file, a newer version, or a saved model."""
+        from ._npz import load_state
+
+        return cls._from_state(load_state(path, "Solution")[1])
 
     def __repr__(self):
         soft = "" if self.soft_value is None else f", soft_value={self.soft_value:.12g}"
@@ -228,4 +309,4 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
                     "log_partition/doob_transform for the conditioned process)")
     return Solution(policy=policy, expected_return=expected, values=values,
                     soft_value=soft_value, history=result.history, n_sweeps=result.n_sweeps,
-                    success=result.status == 0, status=result.status, message=message)
+                    success=result.status == 0, status=result.status, message=message, mdp=mdp)
