@@ -236,3 +236,101 @@ def test_bad_arguments():
         event_probability("walk", np.full((4, 9, 2), 0.5))
     with pytest.raises(ValueError, match=r"policy has shape \(3, 9, 2\)"):
         event_probability(mdp, np.full((3, 9, 2), 0.5))
+
+
+# ---------------------------------------------------------------------------- wide reward spreads
+def log_space_dp(P, R, initial, tau, log_pi0=None):
+    """Independent log-space tilted DP on raw dense arrays: ``log E_pi0[exp(G / tau)]``.
+
+    ``P (S, A, S)``, ``R (S, A, S)`` (``-inf`` allowed), stationary, ``T = len(log_pi0)``;
+    ``log h_t(s) = logsumexp_{a, s'} (log pi0 + log P + R / tau + log h_{t+1}(s'))`` with
+    scipy's ``logsumexp`` over every term: no shift shared between states.
+    """
+    from scipy.special import logsumexp
+
+    with np.errstate(divide="ignore"):
+        log_p = np.log(P)
+    log_h = np.zeros(P.shape[0])
+    for t in range(len(log_pi0) - 1, -1, -1):
+        terms = log_pi0[t][:, :, None] + log_p + np.where(P > 0, R / tau, 0.0) + log_h[None, None]
+        log_h = logsumexp(terms.reshape(P.shape[0], -1), axis=1)
+    with np.errstate(divide="ignore"):
+        return float(logsumexp(np.log(initial) + log_h))
+
+
+def wide_model(seed, *, deterministic, reward_form, scale=1e3, sparse=False):
+    """``S = 6, A = 3, T = 5`` with rewards of order ``scale``: at ``tau = 1e-3`` one step's
+    weights span ``~10^6`` e-folds across states."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    S, A, T = 6, 3, 5
+    if deterministic:
+        P = np.zeros((S, A, S))
+        P[np.arange(S)[:, None], np.arange(A)[None, :], rng.integers(0, S, size=(S, A))] = 1.0
+    else:
+        P = rng.dirichlet(np.ones(S), size=(S, A)) * (rng.random((S, A, S)) < 0.7)
+        P[..., 0] += 1e-3
+        P /= P.sum(axis=2, keepdims=True)
+    full = rng.normal(scale=scale, size=(S, A, S))
+    full[0, 1, :] = -np.inf  # a forbidden action
+    given = {"state_action": full[:, :, :1], "arrival": full[:1, :1, :], "full": full}[reward_form]
+    R = np.broadcast_to(given, (S, A, S))
+    transitions = sp.csr_array(P.reshape(S * A, S)) if sparse else P
+    return tnmdp.FiniteMDP(transitions, given, T, 0), P, R
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("reward_form", ["state_action", "arrival", "full"])
+@pytest.mark.parametrize("tau", [1.0, 1e-1, 1e-3])
+def test_log_partition_with_rewards_spread_far_beyond_745_tau(tau, reward_form, sparse):
+    # regression: weights were shifted by one maximum per step, so states whose weight fell
+    # below exp(-745) underflowed to 0 and were read as forbidden (log_partition = -inf)
+    rng = np.random.default_rng(1)
+    mdp, P, R = wide_model(2, deterministic=False, reward_form=reward_form, sparse=sparse)
+    ref = rng.dirichlet(np.ones(3), size=(5, 6))
+    with np.errstate(divide="ignore"):
+        exact = log_space_dp(P, R, mdp.initial, tau, np.log(ref))
+    got = tnmdp.log_partition(mdp, temperature=tau, reference_policy=ref)
+    assert np.isfinite(exact)
+    assert got == pytest.approx(exact, rel=1e-12)
+    # log h at every state and time against the same recursion
+    assert not np.isnan(log_h_functions(mdp, temperature=tau, reference_policy=ref)).any()
+
+
+@pytest.mark.parametrize("reward_form", ["state_action", "arrival", "full"])
+@pytest.mark.parametrize("tau", [1.0, 1e-2, 1e-3])
+def test_log_partition_equals_soft_solve_with_deterministic_moves_at_small_tau(tau, reward_form):
+    # deterministic transitions from one state: tau log Z is the optimal soft value
+    mdp, _, _ = wide_model(4, deterministic=True, reward_form=reward_form)
+    sol = tnmdp.solve(mdp, temperature=tau)
+    assert tau * tnmdp.log_partition(mdp, temperature=tau) == pytest.approx(sol.soft_value,
+                                                                            rel=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("reward_form", ["state_action", "arrival", "full"])
+def test_doob_transform_with_rewards_spread_far_beyond_745_tau(reward_form, sparse):
+    # the conditioned chain's one-step kernel equals the independent log-space h-functions'
+    from scipy.special import logsumexp
+
+    tau = 1e-3
+    mdp, P, R = wide_model(5, deterministic=False, reward_form=reward_form, sparse=sparse)
+    doob = tnmdp.doob_transform(mdp, temperature=tau)
+    log_h = log_h_functions(mdp, temperature=tau)
+    with np.errstate(divide="ignore"):
+        terms = np.log(P / 3) + np.where(P > 0, R / tau, 0.0) + log_h[1][None, None, :]
+    log_kernel = logsumexp(terms, axis=1) - log_h[0][:, None]  # (S, S')
+    alive = np.isfinite(log_h[0])
+    # exponents of order |R / tau| ~ 1e6 carry absolute rounding ~ 1e6 * eps ~ 1e-10 per step:
+    # compare the logs of the kernel entries with that absolute tolerance (times a few steps)
+    scale = np.abs(log_h[np.isfinite(log_h)]).max()
+    got = doob.transition_matrix(0).toarray()[alive]
+    positive = np.exp(log_kernel[alive]) > 1e-300
+    assert ((got > 0) == positive).all()
+    with np.errstate(divide="ignore"):
+        np.testing.assert_allclose(np.log(got[positive]), log_kernel[alive][positive],
+                                   rtol=0, atol=50 * np.finfo(float).eps * scale)
+    marg = tnmdp.marginals(doob, tnmdp.Policy.uniform(5, 6, 1))
+    assert np.isfinite(marg).all()
+    np.testing.assert_allclose(marg.sum(axis=1), 1.0, rtol=1e-12)

@@ -8,6 +8,7 @@ reference and ``tau = 1``, ``soft_value = log_partition = log(#paths / 2^T)``; t
 relative on these logs (1e-10 at T = 10,000), far below the 1e-10 the issue allows.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -90,6 +91,37 @@ def test_policy_marginals_equal_exact_density():
         density = tnmdp.marginals(mdp, tnmdp.solve(mdp, temperature=1.0).policy)
         np.testing.assert_allclose(density, conditioned_density(40, **cond), rtol=1e-10,
                                    atol=1e-14)
+
+
+@pytest.mark.parametrize("cond", [dict(floor=0), dict(floor=-2), dict(), dict(floor=-1, end=2)],
+                         ids=["meander", "floor-2", "free", "ballot"])
+def test_conditioned_density_equals_path_enumeration(cond):
+    # every one of the 2^10 paths, counted directly: an oracle independent of the reflection sums
+    T = 10
+    paths = np.cumsum(2 * np.array(list(itertools.product((0, 1), repeat=T))) - 1, axis=1)
+    paths = np.hstack([np.zeros((len(paths), 1), dtype=int), paths])
+    ok = admissible(paths + T, T, **cond)  # state indices x + T
+    exact = np.zeros((T + 1, 2 * T + 1))
+    for t in range(T + 1):
+        exact[t] = np.bincount(paths[ok, t] + T, minlength=2 * T + 1) / ok.sum()
+    np.testing.assert_allclose(conditioned_density(T, **cond), exact, rtol=1e-12, atol=1e-15)
+
+
+def test_conditioned_density_with_a_free_end_needs_quadratic_memory():
+    # regression: the free-end sum over ends built a (T+1, S, S) array (T = 400: 14.7 GB)
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        density = conditioned_density(400, floor=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * density.nbytes  # O(T^2): a few arrays of the output's size (2.6 MB)
+    np.testing.assert_allclose(density.sum(axis=1), 1.0, rtol=1e-12)
+    # the meander's end is spread like binom(T, T/2) paths: Pr(x_T = 0) = C(400, 200)/C(400, 200)
+    # restricted to even ends; at the end time every mass sits at an even height >= 0
+    assert density[-1][(np.arange(-400, 401) < 0) | (np.arange(-400, 401) % 2 == 1)].sum() == 0
 
 
 def test_excursion_2000_finite_and_small():

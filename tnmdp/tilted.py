@@ -18,10 +18,33 @@ is the reference process tilted by (for 0/``-inf`` rewards: conditioned on) the 
 chain with time-dependent kernels, returned as a one-action :class:`~tnmdp.FiniteMDP` (Majumdar &
 Orland 2015; Garrahan 2016; Gillman, Rose & Garrahan 2020, Sect. 5).
 
-Everything is contracted right to left in log space: each site is a sparse ``(S*A, S)`` matrix of
-*log* weights and a step is a sparse log-sum-exp, ``O(nnz(P_t))``, so horizons of ``10^4`` and
-more neither underflow nor produce ``nan`` (``0 * -inf`` is ``0`` where a transition has
-probability zero), and no state's ``h`` is lost however small it is relative to the others.
+One backward recursion (:class:`TiltedSites`) serves :func:`log_partition`,
+:func:`log_h_functions`, :func:`event_probability` and :func:`doob_transform`. It runs in log
+space **per state and per row**::
+
+    log h_t(s) = logsumexp_a [ c_t(s, a) + y_t(s, a) ]
+    y_t(s, a)  = m + log sum_s' P_t(s'|s, a) exp(e_t(s, a, s') + log h_{t+1}(s') - m)
+
+where ``c_t(s, a) = log pi0 + gamma^t r(s, a) / tau`` collects what depends on the row only,
+``e_t`` what depends on the entry, and ``m`` is the row's own largest exponent. So no term that
+matters underflows however far rewards spread (rewards of order ``10^3`` at ``tau = 10^-3``
+included), horizons of ``10^4`` and more stay finite, and a ``-inf`` reward or ``h = 0`` is an
+exact ``-inf`` exponent, never ``nan``. Three layouts, chosen per site from the reward's
+dependence (:meth:`FiniteMDP.reward_kind`):
+
+* rewards on ``(s, a)`` or on arrival ``s'`` only: ``e`` is a vector over ``s'`` added to
+  ``log h_{t+1}``. A **dense** site takes one BLAS matrix-vector product with the single shift
+  ``m = max_s' (e + log h_{t+1})``; the rows whose product falls below ``1e-250`` (where that
+  shift may have lost them) are recomputed with their own maximum. A **sparse** site takes the
+  per-row maxima directly;
+* rewards on ``(s, a, s')`` or a stochastic reward law: ``e`` is stored per CSR entry
+  (``log E[exp(gamma^t r / tau) | s, a, s']``, a log-sum-exp over the reward alphabet).
+
+Notes
+-----
+Cost per site ``O(nnz(P_t))`` (dense: one ``(S A, S)`` matrix-vector product), memory
+``O(nnz(P_t))`` for per-entry exponents when rewards depend on ``(s, a, s')`` and ``O(S A)``
+otherwise; distinct sites (a stationary model) are prepared once per call.
 """
 
 from __future__ import annotations
@@ -33,12 +56,152 @@ from .kernels import log_reference
 from .model import FiniteMDP
 from .policy import as_policy
 
-__all__ = ["log_partition", "log_h_functions", "doob_transform", "event_probability"]
+__all__ = ["log_partition", "log_h_functions", "doob_transform", "event_probability",
+           "TiltedSites"]
+
+#: Dense rows whose globally shifted product is below this are recomputed with their own shift.
+_RESCUE = 1e-250
 
 
-# ---------------------------------------------------------------------------- tilted sites
-class _TiltedSites:
-    """The sites ``log(pi0 P E[w(r)])`` of one tilted network, cached per distinct site.
+def _log_sum_rows(log_terms, axis=-1):
+    """``log sum exp`` along ``axis``, exact for ``-inf`` entries (an all ``-inf`` slice gives
+    ``-inf``, never ``nan``)."""
+    top = np.max(log_terms, axis=axis, keepdims=True)
+    safe = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(log_terms - safe), axis=axis, keepdims=True)) + safe
+    out = np.where(np.isneginf(top), -np.inf, out)
+    return np.squeeze(out, axis=axis)
+
+
+def _row_of_entries(indptr):
+    return np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+
+
+def _segment_max(values, indptr):
+    """Maximum of ``values`` over each CSR row (``-inf`` for an empty row)."""
+    n_rows = indptr.size - 1
+    out = np.full(n_rows, -np.inf)
+    nonempty = np.diff(indptr) > 0
+    if values.size:
+        out[nonempty] = np.maximum.reduceat(values, indptr[:-1][nonempty])
+    return out
+
+
+def _segment_sum(values, indptr):
+    n_rows = indptr.size - 1
+    out = np.zeros(n_rows)
+    nonempty = np.diff(indptr) > 0
+    if values.size:
+        out[nonempty] = np.add.reduceat(values, indptr[:-1][nonempty])
+    return out
+
+
+class _Site:
+    """One prepared tilted site.
+
+    Attributes
+    ----------
+    P : csr_array or ndarray, shape (S*A, S)
+        The transition operator as stored by the model (dense sites with per-entry exponents
+        are converted to CSR).
+    row_log : ndarray, shape (S*A,)
+        ``c[s*A + a] = log pi0(a|s) + gamma^t r(s, a) / tau`` (0 for the reward part when the
+        reward depends on ``s'``); ``-inf`` for a forbidden row.
+    col_log : ndarray, shape (S,) or None
+        Arrival exponents ``gamma^t r(s') / tau``.
+    entry_log : ndarray, shape (nnz,) or None
+        Per-entry exponents ``log E[w(r) | s, a, s']`` aligned with ``P.data``.
+    row_log_reference : ndarray, shape (S*A,)
+        ``log pi0(a|s)`` alone (the kernel of states that the tilt leaves dead).
+    """
+
+    __slots__ = ("P", "row_log", "col_log", "entry_log", "n_actions", "row_log_reference")
+
+    def __init__(self, P, row_log, col_log, entry_log, n_actions, row_log_reference):
+        self.P, self.row_log, self.col_log = P, row_log, col_log
+        self.entry_log, self.n_actions = entry_log, n_actions
+        self.row_log_reference = row_log_reference
+
+    def exponents(self, log_h_next):
+        """``x[s'] = log h_{t+1}(s') (+ arrival exponent)``, shape (S,)."""
+        return log_h_next if self.col_log is None else log_h_next + self.col_log
+
+    def log_rows(self, log_h_next):
+        """``y[s*A + a] = log sum_s' P(s'|s,a) exp(e + log h_{t+1}(s'))``, shape (S*A,)."""
+        x = self.exponents(log_h_next)
+        P = self.P
+        if sp.issparse(P):
+            e = x[P.indices] if self.entry_log is None else x[P.indices] + self.entry_log
+            top = _segment_max(e, P.indptr)
+            safe = np.where(np.isfinite(top), top, 0.0)
+            rows = _row_of_entries(P.indptr)
+            total = _segment_sum(P.data * np.exp(e - safe[rows]), P.indptr)
+            with np.errstate(divide="ignore"):
+                return np.where(np.isneginf(top), -np.inf, np.log(total) + safe)
+        finite = np.isfinite(x)
+        if not finite.any():
+            return np.full(P.shape[0], -np.inf)
+        shift = x[finite].max()
+        total = P @ np.exp(x - shift)
+        with np.errstate(divide="ignore"):
+            out = np.log(total) + shift
+        lost = np.flatnonzero(total < _RESCUE)
+        if lost.size:  # exact per-row shift where the global one may have underflowed
+            sub = P[lost]
+            with np.errstate(divide="ignore"):
+                e = np.where(sub > 0, x[None, :], -np.inf)
+            top = e.max(axis=1)
+            safe = np.where(np.isfinite(top), top, 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                part = np.where(sub > 0, sub * np.exp(e - safe[:, None]), 0.0).sum(axis=1)
+                out[lost] = np.where(np.isneginf(top), -np.inf, np.log(part) + safe)
+        return out
+
+    def step(self, log_h_next):
+        """``log h_t`` from ``log h_{t+1}``: returns ``(log_h_t, z)`` with ``z = c + y`` of shape
+        (S, A), the log weight of each action."""
+        z = (self.row_log + self.log_rows(log_h_next)).reshape(-1, self.n_actions)
+        return _log_sum_rows(z, axis=1), z
+
+    def doob_weights(self, log_h_next, log_h_now):
+        """Entries ``P(s'|s,a) pi0(a|s) E[w] h_{t+1}(s') / h_t(s)`` of the conditioned kernel
+        before the sum over actions, in the layout of ``P`` (CSR data, or a dense
+        ``(S*A, S)`` array); states with ``h_t(s) = 0`` get the reference weights
+        ``pi0(a|s) P(s'|s,a)`` instead (they are never visited)."""
+        A, P = self.n_actions, self.P
+        x = self.exponents(log_h_next)
+        alive = np.isfinite(log_h_now)
+        norm = np.repeat(np.where(alive, log_h_now, 0.0), A)
+        if sp.issparse(P):
+            rows = _row_of_entries(P.indptr)
+            e = (self.row_log - norm)[rows] + x[P.indices]
+            if self.entry_log is not None:
+                e = e + self.entry_log
+            e = np.where(np.repeat(alive, A)[rows], e, self.row_log_reference[rows])
+            with np.errstate(invalid="ignore"):
+                return np.where(np.isneginf(e), 0.0, P.data * np.exp(e))
+        # factorised: exp(row + x) = exp(row + shift) exp(x - shift), both factors bounded, except
+        # in rows whose mass lies more than 300 e-folds below the shift: those go entry by entry
+        live = np.repeat(alive, A)
+        finite = np.isfinite(x)
+        shift = x[finite].max() if finite.any() else 0.0
+        row = np.where(live, self.row_log - norm + shift, self.row_log_reference)
+        col = np.exp(x - shift)
+        far = np.flatnonzero(live & (row > 300.0))
+        row[far] = -np.inf
+        with np.errstate(under="ignore"):
+            out = P * col[None, :]
+            out[~live] = P[~live]
+            out *= np.exp(row)[:, None]
+        if far.size:
+            e = np.where(P[far] > 0, (self.row_log - norm)[far][:, None] + x[None, :], -np.inf)
+            out[far] = P[far] * np.exp(e)
+        return out
+
+
+class TiltedSites:
+    """The sites of one tilted network, prepared once per distinct site.
 
     Parameters
     ----------
@@ -46,135 +209,125 @@ class _TiltedSites:
     temperature : float or None
         ``tau > 0``: weights ``w_t(r) = exp(gamma^t r / tau)``. ``None``: the event indicator
         ``w(r) = 1{r > -inf}``.
-    reference : Policy or None
-        ``pi0``; ``None`` is uniform.
+    log_reference : callable
+        ``log_reference(t)`` -> ``log pi0_t`` broadcasting to ``(S, A)`` (``-inf`` where 0).
+    reference_key : callable
+        ``reference_key(t)`` -> ``(key, owner)``: a hashable equal for time steps with the same
+        reference site, and the object the key identifies (kept alive with the cached site, so
+        that an ``id`` in the key cannot be reused while it is cached).
     """
 
-    def __init__(self, mdp, temperature, reference):
-        self.mdp, self.temperature, self.reference = mdp, temperature, reference
-        self._cache = {}
+    def __init__(self, mdp, temperature, log_reference, reference_key):
+        self.mdp, self.temperature = mdp, temperature
+        self._log_reference, self._reference_key = log_reference, reference_key
+        self._sites = {}
 
-    def _scale(self, t):
+    def scale(self, t):
         """``gamma^t / tau`` (0 for the event indicator)."""
         if self.temperature is None:
             return 0.0
         return self.mdp.discount ** t / self.temperature
 
+    def _weight_exponent(self, r, t):
+        """``log w_t(r)``: ``-inf`` for ``r = -inf``, else ``gamma^t r / tau``."""
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isneginf(r), -np.inf, self.scale(t) * np.where(np.isneginf(r), 0, r))
+
     def _key(self, t):
-        """A key equal for sites with the same weights, and the reference site it depends on.
-
-        The cache entry holds that site, so its ``id`` cannot be reused while it is cached.
-        """
         mdp = self.mdp
-        site, ref = None, None
-        if self.reference is not None:
-            site = self.reference.site(t)
-            ref = id(site) if site.ndim == 2 else t  # int sites are views: key them by time
         reward_t = t if mdp.rewards.shape[0] > 1 else -1
-        scale = self._scale(t) if mdp.discount != 1.0 else None
-        return (id(mdp.transition_matrix(t)), reward_t, ref, scale), site
+        scale = self.scale(t) if mdp.discount != 1.0 else None
+        ref_key, owner = self._reference_key(t)
+        return (id(mdp.transition_matrix(t)), reward_t, ref_key, scale), owner
 
-    def log_site(self, t):
-        """Site ``t``'s log weights ``log(pi0_t(a|s) P_t(s'|s,a) E[w(r_t)])`` by state.
+    def site(self, t):
+        """The prepared site ``t`` (:class:`_Site`)."""
+        key, owner = self._key(t)
+        hit = self._sites.get(key)
+        if hit is None:
+            if len(self._sites) >= 8:  # a time-dependent reference: keep only recent sites
+                self._sites.clear()
+            hit = self._sites[key] = (owner, self._prepare(t))
+        return hit[1]
 
-        Returns ``(cols, log_w)`` of shape ``(k, S)``: the next states and log weights of the
-        (at most ``k``) entries of each state's ``A`` rows, padded with column 0 and weight
-        ``-inf`` ("ELL" layout: reductions over a state are column loops, fast for the few
-        entries per state of a sparse walk; ``k = A S`` for a dense MDP).
-        """
-        key, ref_site = self._key(t)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit[1]
+    def _prepare(self, t):
         mdp = self.mdp
         S, A = mdp.n_states, mdp.n_actions
-        scale = self._scale(t)
-        if self.temperature is None:
-            shift = 0.0
-            weights = mdp.weighted_transitions(t, lambda r: np.isfinite(r).astype(np.float64))
+        P = mdp.transition_matrix(t)
+        log_pi0 = np.broadcast_to(self._log_reference(t), (S, A)).astype(np.float64)
+        row_log = log_pi0
+        law = mdp.reward_power_law(t)
+        kind = "law" if law is not None else mdp.reward_kind()
+        col_log = entry_log = None
+        if kind == "state_action":
+            reward = mdp.reward_slice(t)[:, :, 0]
+            row_log = row_log + np.broadcast_to(self._weight_exponent(reward, t), (S, A))
+        elif kind == "arrival":
+            col_log = np.broadcast_to(self._weight_exponent(mdp.reward_slice(t)[0, 0], t),
+                                      (S,)).copy()
         else:
-            shift = _finite_max(mdp, t)
-            weights = mdp.weighted_transitions(
-                t, lambda r: np.where(np.isneginf(r), 0.0, np.exp(scale * (r - shift))))
-        weights = sp.csr_array(weights)  # dense models too
-        weights.eliminate_zeros()
-        rows = np.repeat(np.arange(S * A), np.diff(weights.indptr))
-        log_pi0 = np.broadcast_to(log_reference(self.reference, t, (S, A)), (S, A)).reshape(-1)
-        with np.errstate(divide="ignore"):
-            log_w = np.log(weights.data) + scale * shift + log_pi0[rows]
-        entry = _ell(weights.indptr[::A], weights.indices, log_w)
-        if len(self._cache) > 8:
-            self._cache.clear()
-        self._cache[key] = (ref_site, entry)
-        return entry
+            P = sp.csr_array(P)
+            rows = _row_of_entries(P.indptr)
+            s_idx, a_idx, cols = rows // A, rows % A, P.indices
+            if kind == "law":
+                dist, values = law
+                with np.errstate(divide="ignore"):
+                    log_dist = np.log(dist[s_idx, a_idx, cols])  # (nnz, K)
+                entry_log = _log_sum_rows(log_dist + self._weight_exponent(values, t)[None, :])
+            else:
+                reward = mdp.reward_slice(t)
+                r = reward[s_idx if reward.shape[0] > 1 else 0, a_idx if reward.shape[1] > 1 else 0,
+                           cols if reward.shape[2] > 1 else 0]
+                entry_log = np.broadcast_to(self._weight_exponent(r, t), cols.shape).copy()
+        return _Site(P, row_log.reshape(-1), col_log, entry_log, A, log_pi0.reshape(-1))
 
-    def reference_kernel(self, t):
-        """``K0[s, s'] = sum_a pi0(a|s) P_t(s'|s,a)`` as COO arrays ``(rows, cols, data)``."""
-        key, ref_site = self._key(t)
-        key = ("reference",) + key
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit[1]
+    def entry_reward(self, t, rows, cols):
+        """The conditional mean reward of entries ``(rows = s*A + a, cols = s')`` under the
+        tilted law: ``r(s, a, s')``, or ``E[r w(r)] / E[w(r)]`` for a stochastic reward law."""
         mdp = self.mdp
-        S, A = mdp.n_states, mdp.n_actions
-        pi0 = np.exp(np.broadcast_to(log_reference(self.reference, t, (S, A)), (S, A)))
-        mix = sp.kron(sp.identity(S, format="csr"), np.ones((1, A)), format="csr") @ sp.diags(
-            pi0.reshape(-1))
-        kernel = sp.coo_matrix(mix @ mdp.transition_matrix(t))
-        entry = (kernel.row, kernel.col, kernel.data)
-        self._cache[key] = (ref_site, entry)
-        return entry
+        A = mdp.n_actions
+        s_idx, a_idx = rows // A, rows % A
+        law = mdp.reward_power_law(t)
+        if law is None:
+            reward = mdp.reward_slice(t)
+            r = reward[s_idx if reward.shape[0] > 1 else 0, a_idx if reward.shape[1] > 1 else 0,
+                       cols if reward.shape[2] > 1 else 0]
+            return np.broadcast_to(np.where(np.isneginf(r), 0.0, r), cols.shape)
+        dist, values = law
+        with np.errstate(divide="ignore"):
+            log_w = np.log(dist[s_idx, a_idx, cols]) + self._weight_exponent(values, t)[None, :]
+        top = log_w.max(axis=1, keepdims=True)
+        w = np.exp(log_w - np.where(np.isfinite(top), top, 0.0))
+        total = w.sum(axis=1)
+        return np.where(total > 0, (w @ values) / np.where(total > 0, total, 1.0), 0.0)
 
     def log_terminal(self):
-        """``log exp(gamma^T terminal / tau)``, or the terminal event indicator, shape (S,)."""
-        term = self.mdp.terminal_rewards
-        if self.temperature is None:
-            return np.where(np.isfinite(term), 0.0, -np.inf)
-        return np.where(np.isneginf(term), -np.inf, self._scale(self.mdp.horizon) * term)
+        """``log w(terminal)``: ``gamma^T terminal / tau`` or the terminal event indicator."""
+        return self._weight_exponent(np.asarray(self.mdp.terminal_rewards, dtype=float),
+                                     self.mdp.horizon)
+
+    def backward(self):
+        """Yield ``(t, log h_t)`` for ``t = T, T-1, ..., 0``."""
+        log_h = self.log_terminal()
+        yield self.mdp.horizon, log_h
+        for t in range(self.mdp.horizon - 1, -1, -1):
+            log_h, _ = self.site(t).step(log_h)
+            yield t, log_h
 
 
-def _finite_max(mdp, t):
-    """The largest finite reward value at site ``t`` (0 if none): the scale taken out of
-    ``exp`` so that no weight overflows."""
-    law = mdp.reward_power_law(t)
-    values = law[1] if law is not None else mdp.reward_slice(t)
-    finite = values[np.isfinite(values)]
-    return float(finite.max()) if finite.size else 0.0
+# ---------------------------------------------------------------------------- public
+def _tilted_sites(mdp, temperature, reference):
+    """:class:`TiltedSites` of ``mdp`` under the reference ``Policy`` (``None``: uniform)."""
+    shape = (mdp.n_states, mdp.n_actions)
+    if reference is None:
+        return TiltedSites(mdp, temperature, lambda t: log_reference(None, t, shape),
+                           lambda t: (None, None))
 
+    def key(t):
+        site = reference.site(t)
+        return (id(site) if site.ndim == 2 else ("actions", t)), site  # int sites are views
 
-def _ell(bounds, cols, log_w):
-    """Pack CSR entries grouped by state (``bounds``, length ``S + 1``) into ``(k, S)`` slots."""
-    counts = np.diff(bounds)
-    n_states, width = counts.size, max(int(counts.max(initial=0)), 1)
-    slot = np.arange(cols.size) - np.repeat(bounds[:-1], counts)
-    state = np.repeat(np.arange(n_states), counts)
-    out_cols = np.zeros((width, n_states), dtype=cols.dtype)
-    out_w = np.full((width, n_states), -np.inf)
-    out_cols[slot, state], out_w[slot, state] = cols, log_w
-    return out_cols, out_w
-
-
-def _log_step(site, log_h_next):
-    """One tilted site: ``log h_t[s] = logsumexp_{a, s'} (log_w + log h_{t+1}[s'])``.
-
-    Returns ``(log_h_t, entries)``, ``entries`` the per-slot exponents, shape ``(k, S)``.
-    ``np.logaddexp`` over the ``k`` slots: exact for ``-inf`` and accurate to a few ulp.
-    """
-    cols, log_w = site
-    entries = log_w + log_h_next[cols]
-    log_h = entries[0].copy()
-    for row in entries[1:]:
-        np.logaddexp(log_h, row, out=log_h)
-    return log_h, entries
-
-
-def _backward(tilt):
-    """Yield ``(t, log h_t, entries_t)`` for ``t = T..0`` (``entries`` is None at ``T``)."""
-    log_h = tilt.log_terminal()
-    yield tilt.mdp.horizon, log_h, None
-    for t in range(tilt.mdp.horizon - 1, -1, -1):
-        log_h, entries = _log_step(tilt.log_site(t), log_h)
-        yield t, log_h, entries
+    return TiltedSites(mdp, temperature, lambda t: log_reference(reference, t, shape), key)
 
 
 def _check_tilt(mdp, temperature, reference_policy):
@@ -184,20 +337,15 @@ def _check_tilt(mdp, temperature, reference_policy):
     temperature = check_temperature(temperature)
     if temperature == 0:
         raise ValueError("temperature must be > 0 for a tilted network, got 0")
-    return _TiltedSites(mdp, temperature, check_reference(reference_policy, mdp))
+    return _tilted_sites(mdp, temperature, check_reference(reference_policy, mdp))
 
 
 def _log_initial_sum(mdp, log_h0):
     """``log sum_s initial[s] h_0[s]`` (``-inf`` when the event is impossible)."""
     support = mdp.initial > 0
-    vals = np.log(mdp.initial[support]) + log_h0[support]
-    if not np.isfinite(vals).any():
-        return -np.inf
-    top = vals[np.isfinite(vals)].max()
-    return float(top + np.log(np.exp(vals - top).sum()))
+    return float(_log_sum_rows(np.log(mdp.initial[support]) + log_h0[support], axis=0))
 
 
-# ---------------------------------------------------------------------------- public
 def log_h_functions(mdp, *, temperature=1.0, reference_policy=None):
     """Log Doob functions ``log h_t(s) = log E_pi0[exp(G_{t:} / tau) | s_t = s]``.
 
@@ -219,9 +367,9 @@ def log_h_functions(mdp, *, temperature=1.0, reference_policy=None):
     -----
     Cost ``O(sum_t nnz(P_t))`` time and ``O(T S)`` memory (the output).
     """
-    tilt = _check_tilt(mdp, temperature, reference_policy)
+    sites = _check_tilt(mdp, temperature, reference_policy)
     out = np.empty((mdp.horizon + 1, mdp.n_states))
-    for t, log_h, _ in _backward(tilt):
+    for t, log_h in sites.backward():
         out[t] = log_h
     return out
 
@@ -251,7 +399,7 @@ def log_partition(mdp, *, temperature=1.0, reference_policy=None):
     ``temperature * log_partition`` equals the optimal soft value of
     :func:`tnmdp.solve` at the same temperature and reference; with noisy transitions it is an
     upper bound (the policy cannot reshape the noise). Cost ``O(sum_t nnz(P_t))`` time,
-    ``O(S + nnz)`` memory.
+    ``O(S A)`` memory beyond the model (``O(nnz)`` for rewards on ``(s, a, s')``).
 
     Examples
     --------
@@ -260,8 +408,8 @@ def log_partition(mdp, *, temperature=1.0, reference_policy=None):
     >>> round(math.exp(logz) * 2**10)  # the Catalan number C_5
     42
     """
-    tilt = _check_tilt(mdp, temperature, reference_policy)
-    for _, log_h, _ in _backward(tilt):
+    sites = _check_tilt(mdp, temperature, reference_policy)
+    for _, log_h in sites.backward():
         pass
     return _log_initial_sum(mdp, log_h)
 
@@ -297,9 +445,8 @@ def event_probability(mdp, policy, *, log=False):
     from .solve import check_mdp
 
     check_mdp(mdp)
-    policy = as_policy(policy, mdp)
-    tilt = _TiltedSites(mdp, None, policy)
-    for _, log_h, _ in _backward(tilt):
+    sites = _tilted_sites(mdp, None, as_policy(policy, mdp))
+    for _, log_h in sites.backward():
         pass
     value = _log_initial_sum(mdp, log_h)
     return value if log else float(np.exp(value))
@@ -335,11 +482,11 @@ def doob_transform(mdp, *, temperature=1.0, reference_policy=None):
 
     Notes
     -----
-    ``O(sum_t nnz(P_t))`` time and memory: one ``(S, S)`` operator per time step is stored
-    (about ``12 nnz`` bytes each), so for the walks keep ``T * S`` below ~``10^8``. Use it with a
-    one-action policy, stored once: ``policy = tnmdp.Policy.uniform(T, S, 1)``, then
-    ``tnmdp.sample(doob, policy, n)``, ``tnmdp.marginals(doob, policy)``,
-    ``tnmdp.evaluate(doob, policy)``.
+    The same backward recursion as :func:`log_partition`, ``O(sum_t nnz(P_t))`` time; the output
+    stores one ``(S, S)`` CSR operator per time step (about ``12 nnz`` bytes each), so for the
+    walks keep ``T * S`` below ~``10^8``. Use it with a one-action policy, stored once:
+    ``policy = tnmdp.Policy.uniform(T, S, 1)``, then ``tnmdp.sample(doob, policy, n)``,
+    ``tnmdp.marginals(doob, policy)``, ``tnmdp.evaluate(doob, policy)``.
 
     Examples
     --------
@@ -350,83 +497,67 @@ def doob_transform(mdp, *, temperature=1.0, reference_policy=None):
     >>> bool((paths.states >= 6).all() and (paths.states[:, -1] == 6).all())
     True
     """
-    tilt = _check_tilt(mdp, temperature, reference_policy)
-    T = mdp.horizon
+    sites = _check_tilt(mdp, temperature, reference_policy)
+    T, S = mdp.horizon, mdp.n_states
+    simple_rewards = mdp.rewards.shape[2] == 1 and mdp.reward_power_law(0) is None
+    if not simple_rewards and T * S * S > 5e7:
+        raise ValueError("doob_transform of a model with action-dependent or stochastic rewards "
+                         f"builds dense (T, S, 1, S) rewards; T*S*S = {T * S * S:.3g} exceeds 5e7")
+    rewards = mdp.rewards if simple_rewards else np.zeros((T, S, 1, S))
     ops = [None] * T
-    log_h_next = None
-    for t, log_h, entries in _backward(tilt):
-        if entries is not None:
-            ops[t] = _doob_kernel(tilt, t, entries, log_h)
-        log_h_next = log_h
-    log_h0 = log_h_next
-    if not np.isfinite(_log_initial_sum(mdp, log_h0)):
+    log_h = sites.log_terminal()
+    for t in range(T - 1, -1, -1):
+        site = sites.site(t)
+        log_h_next, (log_h, _) = log_h, site.step(log_h)
+        ops[t] = _doob_kernel(sites, t, site, log_h_next, log_h,
+                              None if simple_rewards else rewards[t, :, 0, :])
+    if not np.isfinite(_log_initial_sum(mdp, log_h)):
         raise ValueError("the conditioning event has probability zero under the reference "
                          "policy (log_partition = -inf): there is no conditioned process")
-    support = (mdp.initial > 0) & np.isfinite(log_h0)
-    log_w0 = np.where(support, np.log(np.where(support, mdp.initial, 1.0)) + log_h0, -np.inf)
+    support = (mdp.initial > 0) & np.isfinite(log_h)
+    log_w0 = np.full(S, -np.inf)
+    log_w0[support] = np.log(mdp.initial[support]) + log_h[support]
     w0 = np.exp(log_w0 - log_w0[support].max())
-    rewards = _doob_rewards(tilt)
     return FiniteMDP(ops, rewards, T, w0 / w0.sum(), mdp.terminal_rewards,
                      discount=mdp.discount, atol=1e-8)
 
 
-def _doob_kernel(tilt, t, entries, log_h_now):
-    """``P^h_t`` as a CSR ``(S, S)``: entries normalised per state; dead states (``h_t = 0``)
-    get the reference kernel ``sum_a pi0 P_t``."""
-    mdp = tilt.mdp
-    S = mdp.n_states
-    cols, _ = tilt.log_site(t)
-    alive = np.isfinite(log_h_now)
-    # exp(entries - log h_t): the normaliser is the log-sum-exp of the same entries, so each
-    # live row sums to 1 up to rounding
-    with np.errstate(invalid="ignore"):
-        probs = np.exp(entries - np.where(alive, log_h_now, 0.0)[None, :])
-    keep = alive[None, :] & (probs > 0)
-    states = np.broadcast_to(np.arange(S)[None, :], cols.shape)
-    data, r_idx, c_idx = [probs[keep]], [states[keep]], [cols[keep]]
-    if not alive.all():
-        base_rows, base_cols, base_data = tilt.reference_kernel(t)
-        dead = ~alive[base_rows]
-        data.append(base_data[dead])
-        r_idx.append(base_rows[dead])
-        c_idx.append(base_cols[dead])
-    kernel = sp.csr_array((np.concatenate(data), (np.concatenate(r_idx), np.concatenate(c_idx))),
-                           shape=(S, S))
-    kernel.sum_duplicates()
+def _doob_kernel(sites, t, site, log_h_next, log_h_now, mean_reward=None):
+    """``P^h_t`` as a CSR ``(S, S)``: live rows normalised up to rounding, dead states (with
+    ``h_t = 0``) the reference kernel ``sum_a pi0 P_t``. With ``mean_reward`` (an ``(S, S)``
+    array), also write the tilted conditional mean reward of each ``(s, s')``."""
+    mdp = sites.mdp
+    S, A = mdp.n_states, mdp.n_actions
+    weights = site.doob_weights(log_h_next, log_h_now)
+    P = site.P
+    if sp.issparse(P):
+        by_action = sp.csr_array((weights, P.indices, P.indptr), shape=P.shape)
+        kernel = _sum_over_actions(S, A) @ by_action
+    else:
+        kernel = sp.csr_array(weights.reshape(S, A, S).sum(axis=1))
+    kernel.eliminate_zeros()
     sums = np.asarray(kernel.sum(axis=1)).ravel()
     kernel.data /= np.repeat(sums, np.diff(kernel.indptr))  # rounding only: rows are stochastic
+    if mean_reward is not None:
+        if sp.issparse(P):
+            rows = _row_of_entries(P.indptr)
+            with_reward = sp.csr_array((weights * sites.entry_reward(t, rows, P.indices),
+                                        P.indices, P.indptr), shape=P.shape)
+            numerator = (_sum_over_actions(S, A) @ with_reward).toarray()
+            total = (_sum_over_actions(S, A) @ sp.csr_array((weights, P.indices, P.indptr),
+                                                             shape=P.shape)).toarray()
+        else:  # a dense site: rewards on (s, a) only
+            reward = np.broadcast_to(mdp.reward_slice(t)[:, :, 0], (S, A))
+            w = weights.reshape(S, A, S)
+            numerator = np.einsum("sap,sa->sp", w, np.where(np.isneginf(reward), 0.0, reward))
+            total = w.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_reward[...] = np.where(total > 0, numerator / total, 0.0)
     return kernel
 
 
-def _doob_rewards(tilt):
-    """Rewards of the one-action conditioned MDP: the conditional mean of ``r_t`` given
-    ``(s_t, s_{t+1})`` under the tilted law."""
-    mdp = tilt.mdp
-    r = mdp.rewards
-    if r.shape[2] == 1 and mdp.reward_power_law(0) is None:
-        return r  # no action dependence and deterministic rewards: the MDP's own
-    from .reference import dense_model
-
-    T, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
-    if T * S * S > 5e7:
-        raise ValueError("doob_transform of a model with action-dependent or stochastic rewards "
-                         f"builds dense (T, S, 1, S) rewards; T*S*S = {T * S * S:.3g} exceeds 5e7")
-    out = np.zeros((T, S, 1, S))
-    for t in range(T):
-        P, R = dense_model(mdp, t)
-        scale, shift = tilt._scale(t), _finite_max(mdp, t)
-        law = mdp.reward_power_law(t)
-        if law is None:
-            tilt_w = np.where(np.isneginf(R), 0.0, np.exp(scale * (R - shift)))
-            mean = np.where(np.isneginf(R), 0.0, R)
-        else:  # the tilted reward law: weights law_k exp(scale (v_k - shift))
-            dist, values = law
-            e = dist * np.exp(scale * (values - shift))
-            tilt_w = e.sum(axis=-1)
-            mean = np.where(tilt_w > 0, (e @ values) / np.where(tilt_w > 0, tilt_w, 1.0), 0.0)
-        pi0 = np.exp(np.broadcast_to(log_reference(tilt.reference, t, (S, A)), (S, A)))
-        w = pi0[:, :, None] * P * tilt_w
-        total = w.sum(axis=1)
-        out[t, :, 0, :] = np.where(total > 0, (w * mean).sum(axis=1) / np.where(
-            total > 0, total, 1.0), 0.0)
-    return out
+def _sum_over_actions(n_states, n_actions):
+    """The ``(S, S*A)`` 0/1 matrix summing the ``A`` rows of each state."""
+    return sp.csr_array((np.ones(n_states * n_actions), np.arange(n_states * n_actions),
+                         np.arange(0, n_states * n_actions + 1, n_actions)),
+                        shape=(n_states, n_states * n_actions))

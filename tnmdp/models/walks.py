@@ -177,6 +177,36 @@ def _log_paths(length, start, stop, floor):
     return np.where(inside & np.isfinite(direct), diff, -np.inf)
 
 
+def _log_free_paths(horizon, floor):
+    """``log`` number of ``+-1`` paths of ``n`` steps from ``x`` that stay ``>= floor``, any end.
+
+    Returns an array of shape ``(T+1, 2T+1)``: row ``n``, column ``x + T``. By reflection, the
+    paths from height ``h = x - floor >= 0`` that stay ``>= 0`` number
+    ``sum_{y=-h}^{h+1} binom(n, (n+y)/2)``, accumulated over ``h`` in log space (each window is
+    the previous one plus its two end terms): ``O(T^2)`` time and memory.
+    """
+    from scipy.special import gammaln
+
+    n = np.arange(horizon + 1, dtype=float)[:, None]
+    if floor is None:
+        return np.broadcast_to(n * np.log(2.0), (horizon + 1, 2 * horizon + 1))
+
+    def log_terms(y):  # log binom(n, (n + y) / 2), -inf off parity or out of range
+        k = (n + y) / 2
+        ok = (k >= 0) & (k <= n) & (k == np.round(k))
+        kk = np.where(ok, k, 0)
+        return np.where(ok, gammaln(n + 1) - gammaln(kk + 1) - gammaln(n - kk + 1), -np.inf)
+
+    h = np.arange(2 * horizon + 1, dtype=float)[None, :]
+    increments = np.logaddexp(log_terms(-h), log_terms(h + 1))
+    by_height = np.logaddexp.accumulate(increments, axis=1)  # (T+1, 2T+1) over h
+    height = walk_positions(horizon) - floor
+    out = np.full((horizon + 1, 2 * horizon + 1), -np.inf)
+    ok = height >= 0
+    out[:, ok] = by_height[:, np.minimum(height[ok], 2 * horizon)]
+    return out
+
+
 def conditioned_density(horizon, *, floor=None, end=None):
     """Exact ``Pr(x_t = x | condition)`` of the symmetric walk without noise, shape ``(T+1, S)``.
 
@@ -199,23 +229,21 @@ def conditioned_density(horizon, *, floor=None, end=None):
 
     Notes
     -----
-    ``O(T^2)`` floating-point work (log-gamma), accurate to ~1e-12 relative for ``T <= 10^4``.
+    ``O(T^2)`` floating-point work (log-gamma) and memory (the output), accurate to ~1e-12
+    relative for ``T <= 10^4``.
     """
     T = _check_horizon(horizon)
     if floor is not None and floor > 0:
         raise ValueError(f"floor must be <= 0 (the walk starts at 0), got {floor}")
     t = np.arange(T + 1)[:, None]
     x = walk_positions(T)[None, :]
-    ends = walk_positions(T) if end is None else np.array([end])
     log_prefix = _log_paths(t, 0, x, floor)
     log_prefix[1:] = np.where(x < (floor if floor is not None else -np.inf), -np.inf,
                               log_prefix[1:])
-    # suffix: paths of T - t steps from x to any allowed end, summed in log space
-    suffix = _log_paths((T - t)[..., None], x[..., None], ends[None, None, :], floor)
-    top = np.max(suffix, axis=2, keepdims=True)
-    safe = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore"):
-        log_suffix = np.log(np.exp(suffix - safe).sum(axis=2)) + safe[..., 0]
+    if end is None:  # paths of T - t steps from x with a free end
+        log_suffix = _log_free_paths(T, floor)[T - t[:, 0]]
+    else:
+        log_suffix = _log_paths(T - t, x, end, floor)
     log_joint = log_prefix + log_suffix
     total = log_path_count(T, floor=floor, end=end)
     if not np.isfinite(total):
