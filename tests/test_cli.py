@@ -1,0 +1,120 @@
+"""The command line, run as a user runs it: subprocesses, exit codes, files, no tracebacks."""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tnmdp
+from tnmdp import cli
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tnmdp", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize("kind", ["excursion", "bridge", "meander"])
+@pytest.mark.parametrize("soft", [False, True], ids=["penalty", "soft"])
+def test_demo_summary_matches_its_samples(kind, soft):
+    """The share of paths satisfying the condition, recomputed from the same samples with the
+    condition written out (meanders have return 0 and used to report 0.0%)."""
+    T = 12
+    text = cli.demo_summary(kind, T, soft=soft)
+    share = float(re.search(r"1000 sampled paths: ([\d.]+)% satisfy", text).group(1))
+    mdp = getattr(tnmdp.models, kind)(T, hard=soft)
+    sol = tnmdp.solve(mdp, temperature=1.0 if soft else 0.0)
+    x = tnmdp.sample(mdp, sol.policy, 1000, rng=0).states - T
+    ok = np.ones(len(x), dtype=bool)
+    if kind in ("excursion", "meander"):
+        ok &= x.min(axis=1) >= 0
+    if kind in ("excursion", "bridge"):
+        ok &= x[:, -1] == 0
+    assert share == pytest.approx(100 * ok.mean(), abs=0.05)
+    assert share == 100.0  # the optimal (or conditioned) walk always satisfies the condition
+
+
+def test_convert_solve_info_round_trip(tmp_path):
+    model, solution = tmp_path / "fl.npz", tmp_path / "sol.npz"
+    out = run("convert", "gymnasium", "FrozenLake-v1", "--horizon", "30", "--out", str(model))
+    assert out.returncode == 0, out.stderr
+    assert "n_states=17" in out.stdout
+    out = run("solve", str(model), "--out", str(solution), "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    oracle = tnmdp.solve(tnmdp.from_gymnasium("FrozenLake-v1", 30)).expected_return
+    assert summary["expected_return"] == oracle  # same model, same sweep: same bits
+    assert (summary["n_states"], summary["n_actions"], summary["horizon"]) == (17, 4, 30)
+    assert summary["policy_nbytes"] > 0 and summary["solve_seconds"] >= 0
+    assert tnmdp.Solution.load(solution).expected_return == oracle
+    out = run("info", str(solution), "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["kind"] == "Solution" and info["expected_return"] == oracle
+    assert info["n_states"] == 17 and info["reward_kind"] == "full"
+    out = run("solve", str(model), "--horizon", "10", "--discount", "0.9")
+    assert out.returncode == 0, out.stderr
+    want = tnmdp.solve(tnmdp.from_gymnasium("FrozenLake-v1", 10, discount=0.9)).expected_return
+    assert f"E[G] = {want:.12g}" in out.stdout
+
+
+def test_convert_mdptoolbox_forest(tmp_path):
+    from mdptoolbox.example import forest
+    from mdptoolbox.mdp import FiniteHorizon
+
+    path = tmp_path / "forest.npz"
+    out = run("convert", "mdptoolbox-forest", "--states", "4", "--horizon", "8", "--discount",
+              "0.95", "--out", str(path))
+    assert out.returncode == 0, out.stderr
+    P, R = forest(S=4)
+    fh = FiniteHorizon(P, R, 0.95, 8)
+    fh.run()
+    np.testing.assert_allclose(tnmdp.solve(tnmdp.FiniteMDP.load(path)).values, fh.V[:, 0],
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["solve", "missing.npz"], 1, "tnmdp solve: error: no such file: missing.npz"),
+    (["convert", "gymnasium", "Blackjack-v1", "--horizon", "5", "--out", "x.npz"], 1,
+     "tnmdp convert: error: env.observation_space is Tuple"),
+    (["convert", "mdptoolbox-forest", "--out", "x.npz"], 1, "needs --horizon"),
+    (["solve"], 2, "the following arguments are required: MODEL.npz"),
+    (["bench", "--quick"], 1, "tnmdp bench: removed"),
+])
+def test_errors_are_one_line_without_traceback(tmp_path, args, code, message):
+    out = run(*args, cwd=tmp_path)
+    assert out.returncode == code
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_file_is_a_clean_error(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    out = run("info", str(bad))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "is not a readable .npz file" in out.stderr
+
+
+def test_help_lists_the_commands():
+    out = run("--help")
+    assert out.returncode == 0
+    for command in ("demo", "solve", "convert", "info"):
+        assert command in out.stdout
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["solve", "--help"])
+    assert exit_info.value.code == 0
+
+
+def test_bench_never_imports_the_working_directory(tmp_path):
+    """A `benchmarks` package in the working directory is never run."""
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "__init__.py").write_text("")
+    (tmp_path / "benchmarks" / "__main__.py").write_text(
+        "open('pwned', 'w').write('x')\ndef main(argv):\n    return 0\n")
+    out = run("bench", cwd=tmp_path)
+    assert out.returncode == 1
+    assert not (tmp_path / "pwned").exists()
