@@ -145,7 +145,8 @@ def test_neg_inf_rewards(method):
                                                            discount=0.9)).values
     assert not np.isnan(sol2.values).any() and sol2.success
     assert np.isneginf(sol2.values).tolist() == np.isneginf(oracle2).tolist() == [False] * 4 + [True]
-    np.testing.assert_allclose(sol2.values[:4], oracle2[:4], rtol=0, atol=1e-12)
+    gap = oracle2[:4] - sol2.values[:4]  # the returned policy is tol-optimal (default 1e-8)
+    assert -1e-12 <= gap.min() and gap.max() <= 1e-8
 
 
 def test_evaluate_stochastic_policy_exact():

@@ -83,7 +83,7 @@ def _solve_finite(P, r, gamma, v0, target, method):
         return np.zeros(0), 0.0, "none"
     sparse = sp.issparse(P)
     scale = float(np.abs(r).max(initial=0.0)) / (1.0 - gamma)
-    target = max(target, 16 * _EPS * scale / (1.0 - gamma))  # round-off floor of the bound
+    target = max(target, 4 * _EPS * scale / (1.0 - gamma))  # round-off floor of the bound
     v = r / (1.0 - gamma) if v0 is None else v0
     if method in ("auto", "iterative"):
         if sparse:
@@ -254,23 +254,33 @@ class _Problem:
                                                 self.evaluation)
         return v, err, how
 
-    def certify(self, v, err):
-        """Bound on ``max(V* - V^pi)`` for ``v`` within ``err`` of ``V^pi``; and ``Q_v``."""
-        q = self.q(v)
-        d = self.diff(row_max(q), v)
-        gap = float(d.max(initial=0.0)) / (1.0 - self.gamma) + err
-        return max(gap, 0.0), q
+    def certify(self, v, q, actions):
+        """Certified bound on ``max_s (V*(s) - V^pi(s))`` from any ``v`` and ``q = Q_v``.
 
-    def finish(self, actions, v, err, how, history, n_iter, name, max_iter):
-        """Evaluate ``actions`` exactly and certify; returns the Solution."""
+        Puterman's Thm 6.6.6 (MacQueen's bounds) for the MDP and for the policy alone:
+        ``V* <= L v + c max(L v - v)`` and ``V^pi >= L_pi v + c min(L_pi v - v)``, so
+        ``V* - V^pi <= max(L v - L_pi v) + c (max(L v - v) - min(L_pi v - v))``.
+        """
+        best = row_max(q)
+        mine = q[np.arange(q.shape[0]), actions]
+        if self.alive is not None:
+            best, mine, v = best[self.alive], mine[self.alive], v[self.alive]
+        if not best.size:
+            return 0.0
+        with np.errstate(invalid="ignore"):
+            bound = float((best - mine).max()) + self.c * float((best - v).max()
+                                                                 - (mine - v).min())
+        return bound if bound == bound else np.inf
+
+    def finish(self, actions, v, err, how, bound, history, n_iter, name, max_iter):
+        """The Solution for ``actions`` with values ``v`` (within ``err``) and ``bound``."""
         from .solve import Solution
 
-        bound, _ = self.certify(v, err)
         success = bound <= self.tol
         if success:
             message = (f"converged ({name}): max|V^pi - V*| <= {bound:.3g} <= tol={self.tol:g} "
-                       f"(Puterman 1994, Thm 6.6.6 bound from the Bellman residual of V^pi); "
-                       f"V^pi by {how}, certified to {err:.2g}")
+                       f"(Puterman 1994, Thm 6.6.6 bounds); V^pi by {how}, certified to "
+                       f"{err:.2g}")
         else:
             message = (f"not converged ({name}) after {n_iter} iterations (max_iter="
                        f"{max_iter}): certified max|V^pi - V*| <= {bound:.3g} > tol={self.tol:g}")
@@ -354,18 +364,20 @@ def policy_iteration(mdp, *, tol=1e-8, max_iter=None, initial_policy=None, evalu
     actions = _start_actions(prob, initial_policy)
     if actions is None:
         actions = greedy(prob.q(prob.initial_value()))[0]
-    target = prob.tol / 8
-    v, history, how, err = None, [], "", 0.0
+    target = 0.0  # exact evaluation (to round-off, see _solve_finite)
+    v, history, how, err, bound = None, [], "", 0.0, np.inf
     for it in range(1, max_iter + 1):
         v, err, how = prob.evaluate(actions, v, target)
         history.append(weighted_sum(mdp.initial, v))
-        new = _improve(prob.q(v), actions, _margin(prob, v, err))
+        q = prob.q(v)
+        new = _improve(q, actions, _margin(prob, v, err))
         if np.array_equal(new, actions):
-            if prob.certify(v, err)[0] <= prob.tol or target <= 16 * _EPS:
-                break
-            target /= 1e3  # tighter evaluation: the certificate needs it
+            bound = prob.certify(v, q, actions)
+            break
         actions = new
-    return prob.finish(actions, v, err, how, history, it, "policy iteration", max_iter)
+    else:
+        bound = prob.certify(v, q, actions)
+    return prob.finish(actions, v, err, how, bound, history, it, "policy iteration", max_iter)
 
 
 def _iterate(prob, k, max_iter, name, initial_policy):
@@ -375,24 +387,18 @@ def _iterate(prob, k, max_iter, name, initial_policy):
     actions = _start_actions(prob, initial_policy)
     if actions is not None:
         v, _, _ = prob.evaluate(actions, None, prob.tol)
-    eps = prob.tol / 2
     history, n = [], 0
     while True:
         n += 1
         q = prob.q(v)
         actions = _improve(q, actions, 0.0)
         w = row_max(q)
-        d = prob.diff(w, v)
-        span = float(d.max(initial=0.0) - d.min(initial=0.0))
         history.append(weighted_sum(mdp.initial, w))
-        if prob.c * span < eps or n >= max_iter:  # Puterman Sect. 6.6.3, span rule
-            ev, err, how = prob.evaluate(actions, w, prob.tol / 8)
-            bound, _ = prob.certify(ev, err)
-            if bound <= prob.tol or n >= max_iter or eps < 16 * _EPS:
-                return prob.finish(actions, ev, err, how, history, n, name, max_iter)
-            eps /= 10
-            v = ev
-            continue
+        # with pi greedy in q the bound is c sp(L v - v): Puterman's span rule (Sect. 6.6.3)
+        bound = prob.certify(v, q, actions)
+        if bound <= prob.tol or n >= max_iter:
+            ev, err, how = prob.evaluate(actions, w, 0.0)  # exact: to round-off
+            return prob.finish(actions, ev, err, how, bound, history, n, name, max_iter)
         if k:
             P_pi, r_pi = policy_matrix(mdp, StationaryPolicy.from_actions(actions,
                                                                           mdp.n_actions))
@@ -413,9 +419,9 @@ def _iterate(prob, k, max_iter, name, initial_policy):
 def value_iteration(mdp, *, tol=1e-8, max_iter=None, initial_policy=None, evaluation="auto"):
     """Value iteration with the span stopping rule (Puterman 1994, Sects. 6.3 and 6.6.3).
 
-    Iterates ``v <- L v`` from ``v = 0`` until ``sp(L v - v) < eps (1 - gamma) / gamma`` with
-    ``eps = tol / 2``; then evaluates the greedy policy exactly and certifies it (module
-    docstring). If the certificate exceeds ``tol``, ``eps`` shrinks tenfold and iteration goes on.
+    Iterates ``v <- L v`` from ``v = 0`` until ``sp(L v - v) <= tol (1 - gamma) / gamma``: then
+    the greedy policy ``pi`` of ``v`` has ``V* - V^pi <= gamma/(1-gamma) sp(L v - v) <= tol``
+    (both MacQueen bounds of Thm 6.6.6, as ``L_pi v = L v``); ``pi`` is then evaluated exactly.
 
     Parameters and returns as for :func:`policy_iteration` (``max_iter`` default 100,000 sweeps;
     ``initial_policy``, if given, is evaluated to give the starting ``v``).

@@ -192,7 +192,7 @@ def policy_matrix(mdp, policy, *, rewards=True):
     stored = policy.site(0)
     if stored.ndim == 1:
         rows = np.arange(S) * A + stored
-        P_pi = P[rows] if sp.issparse(P) else P[rows].copy()
+        P_pi = P[rows]  # fancy indexing: a new array
         if sp.issparse(P_pi):
             P_pi = sp.csr_array(P_pi)
     else:
