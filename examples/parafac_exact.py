@@ -42,12 +42,14 @@ import numpy as np
 import tnmdp
 from tnmdp.adapters import parafac_learn
 from tnmdp.adapters.cp import cp_als
+from tnmdp.adapters.exact import action_values
 from tnmdp.adapters.parafac import ParafacPolicy
 from tnmdp.models.pendulum import pendulum
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-STEPS = {"tlrpg": {"lr": 0.03, "epochs": 1}, "tlrac": {"lr": 0.03, "epochs": 1},
-         "ptlrpo": {"lr": 0.003, "epochs": 10}, "trtlrpo": {"max_kl": 0.01}}
+STEPS = {"tlrpg": {"learning_rate": 0.03, "epochs": 1},
+         "tlrac": {"learning_rate": 0.03, "epochs": 1},
+         "ptlrpo": {"learning_rate": 0.003, "epochs": 10}, "trtlrpo": {"max_kl": 0.01}}
 
 
 def make_mdp(args, horizon=None):
@@ -63,20 +65,19 @@ def train(job):
     policy = ParafacPolicy(modes, mdp.n_actions, mdp.n_actions if rank == "tabular" else rank,
                            rng=seed, init_scale=args.init_scale)
     if method == "exact":
-        result = parafac_learn.exact_ascent(policy, mdp, n_steps=args.steps, lr=args.exact_lr)
+        result = parafac_learn.exact_ascent(policy, mdp, n_steps=args.steps,
+                                            learning_rate=args.exact_lr)
     else:
         result = getattr(parafac_learn, method)(policy, mdp, n_updates=args.updates,
                                                 episodes_per_update=args.episodes, rng=seed,
                                                 **STEPS[method])
     curve = np.append(result.exact_returns, result.final_exact_return)
-    return method, rank, seed, curve.tolist(), result.n_params
+    return method, rank, seed, curve.tolist(), result.n_parameters
 
 
 def cp_errors(mdp, args, ranks):
     """Relative CP-fit errors of the exact Q, advantage and one-hot policy tensors at t = 0."""
-    values_next = tnmdp.solve(make_mdp(args, args.horizon - 1)).values  # V_1 (stationary model)
-    P = mdp.transition_matrix(0)
-    q = mdp.expected_reward(0) + mdp.discount * (P @ values_next).reshape(mdp.n_states, -1)
+    q = action_values(mdp, time=0)  # exact optimal Q_0 (tnmdp's backup)
     shape = (args.n_theta, args.n_omega, mdp.n_actions)
     advantage = q - q.max(axis=1, keepdims=True)
     greedy = np.eye(mdp.n_actions)[q.argmax(axis=1)]

@@ -108,25 +108,26 @@ def train(job):
     args, algorithm, seed = job
     opts = settings(args, algorithm)
     env = parafac_learn.GymEnvironment("Pendulum-v1", max_steps=args.episode_length, g=9.81)
-    policy = ParafacPolicy(env.mode_sizes, 1, args.rank, "gaussian", rng=seed,
+    policy = ParafacPolicy(env.state_shape, 1, args.rank, "gaussian", rng=seed,
                            init_scale=args.init_scale, log_std_init=0.0,
                            log_std_bounds=(args.min_log_std, 0.0),
                            mean_bounds=(-2.0, 2.0) if opts["squash_mean"] else None)
     options = dict(n_updates=opts["episodes"] // args.batch, episodes_per_update=args.batch,
-                   gamma=opts["gamma"], rng=seed)
+                   discount=opts["gamma"], rng=seed)
     if algorithm != "tlrpg":
-        critic = ParafacCritic(env.mode_sizes, args.rank, rng=seed + 10_000,
+        critic = ParafacCritic(env.state_shape, args.rank, rng=seed + 10_000,
                                init_scale=args.critic_init_scale)
         options.update(critic=critic, lam=opts["lam"], critic_iters=args.critic_iters,
                        critic_updates=opts["critic_updates"])
     if algorithm == "trtlrpo":
         options.update(max_kl=args.max_kl, cg_iters=args.cg_iters)
     else:
-        options.update(lr=args.lr, epochs=args.epochs, factor_updates=opts["factor_updates"])
+        options.update(learning_rate=args.lr, epochs=args.epochs, factor_updates=opts["factor_updates"])
     if algorithm == "ptlrpo":
         options.update(clip=args.clip)
     result = getattr(parafac_learn, algorithm)(policy, env, **options)
-    n_params = result.n_params + (0 if result.critic is None else result.critic.n_params)
+    n_params = result.n_parameters + (0 if result.critic is None
+                                      else result.critic.n_parameters)
     return algorithm, seed, result.returns.tolist(), n_params
 
 
