@@ -7,8 +7,7 @@ import tnmdp
 from tnmdp.adapters.implicit import (ExplicitValue, ImplicitValue, init_implicit_parameters,
                                      softmax_rows)
 from tnmdp.adapters.optim import SGD
-from tnmdp.evaluate import start_values
-from tnmdp.policy import as_policy
+from tnmdp.continuing import discounted_values
 
 K = 6
 
@@ -26,13 +25,12 @@ def batch():
     return rng.normal(size=(9, K)), rng.normal(size=9)
 
 
-def test_theta_is_the_chain_value_from_tnmdp_evaluation(model):
-    # the chain as a one-action FiniteMDP, evaluated by tnmdp's own backward contraction; the
-    # horizon H = 400 truncates by eta^H ||theta|| < 1e-17
+def test_theta_is_the_chain_value_from_tnmdp_continuing_evaluation(model):
+    # the chain as a one-action continuing FiniteMDP, evaluated by tnmdp.continuing
     P = softmax_rows(model.F)
-    mdp = tnmdp.FiniteMDP(P[:, None, :], model.w[:, None], 400, np.full(K, 1 / K),
+    mdp = tnmdp.FiniteMDP(P[:, None, :], model.w[:, None], None, np.full(K, 1 / K),
                           discount=model.eta)
-    values = start_values(mdp, as_policy(np.ones((400, K, 1)), mdp))
+    values = discounted_values(mdp, np.ones((K, 1)))
     np.testing.assert_allclose(model.theta, values, rtol=1e-12, atol=1e-14)  # two solvers, fp
 
 
@@ -205,3 +203,54 @@ def test_params_setter_copies():
     m.params = {"theta": new}
     new[0] = 5.0
     np.testing.assert_array_equal(m.theta, 1.0)
+
+
+# ---------------------------------------------------------------- the paper's domains
+def test_reset_chain_values_closed_form():
+    from tnmdp.models.value_domains import epsilon_greedy, reset_chain
+
+    g = 0.9
+    mdp = reset_chain(horizon=None, discount=g)
+    always_next = np.zeros(11, dtype=int)  # action 0 everywhere
+    np.testing.assert_array_equal(
+        epsilon_greedy(np.tile([1.0, 0.0], (11, 1)), 0.0, 1)[0].argmax(axis=1), always_next)
+    v = discounted_values(mdp, always_next)
+    # a 10-cycle 0 -> 1 -> ... -> 9 -> 0 paying 10 on leaving 9: V(9) = 10 / (1 - g^10)
+    v9 = 10 / (1 - g ** 10)
+    expected = [g ** (9 - s) * v9 for s in range(10)] + [g * g ** 9 * v9]  # 10 -> 0
+    np.testing.assert_allclose(v, expected, rtol=1e-12)
+    shifted = discounted_values(reset_chain(horizon=None, discount=g, reward_offset=1.0),
+                                always_next)
+    np.testing.assert_allclose(shifted - v, 1 / (1 - g), rtol=1e-12)  # offset c adds c/(1-g)
+
+
+def test_four_rooms_structure():
+    from tnmdp.models.value_domains import FOUR_ROOMS_OBSTACLES, four_rooms
+
+    mdp = four_rooms(horizon=3)
+    P = np.asarray(mdp.transition_matrix(0)).reshape(122, 4, 122)
+    np.testing.assert_allclose(P.sum(axis=2), 1.0, rtol=1e-14)
+    goal = 7 * 11 + 1
+    np.testing.assert_allclose(P[goal, :, 121], 1.0, rtol=1e-15)  # mixing sums 2/3 + 3 * 1/9
+    np.testing.assert_allclose(P[121, :, 121], 1.0, rtol=1e-15)
+    # (0, 4) is left of the obstacle (0, 5): "right" = (0, +1) is blocked, so the intended
+    # move stays put (2/3) and the three other moves (down, up = blocked by the wall, left)
+    # take 1/9 each
+    s = 4
+    assert (0, 5) in FOUR_ROOMS_OBSTACLES
+    np.testing.assert_allclose(P[s, 2, s], 2 / 3 + 1 / 9, rtol=1e-14)
+    np.testing.assert_allclose(P[s, 2, 11 + 4], 1 / 9, rtol=1e-14)
+    np.testing.assert_allclose(P[s, 2, 3], 1 / 9, rtol=1e-14)
+    with pytest.raises(ValueError, match=r"goal=\(5, 5\) must be a free cell"):
+        four_rooms(goal=(5, 5))
+
+
+def test_epsilon_greedy_shares_ties():
+    from tnmdp.models.value_domains import epsilon_greedy
+
+    pi = epsilon_greedy(np.array([[1.0, 1.0, 0.0], [0.0, 2.0, 1.0]]), 0.3, 2)
+    assert pi.shape == (2, 2, 3)
+    np.testing.assert_allclose(pi[0, 0], [0.35 + 0.1, 0.35 + 0.1, 0.1])
+    np.testing.assert_allclose(pi[1, 1], [0.1, 0.7 + 0.1, 0.1])
+    with pytest.raises(ValueError, match="epsilon must be a real number in"):
+        epsilon_greedy(np.ones((2, 2)), 1.5, 1)
