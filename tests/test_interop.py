@@ -225,7 +225,8 @@ def test_from_mdptoolbox_matches_finite_horizon(name, model, discount):
     mdp = from_mdptoolbox(P, R, N, discount=discount, terminal_rewards=h)
     sol = tnmdp.solve(mdp)
     # FiniteHorizon's V[:, t] is our value_function[t]; same sums in another order
-    np.testing.assert_allclose(sol.values, fh.V[:, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sol.value_function.T, fh.V, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(sol.policy.actions.T, fh.policy)
     np.testing.assert_allclose(tnmdp.evaluate(mdp, np.eye(mdp.n_actions)[fh.policy.T]),
                                fh.V[:, 0] @ mdp.initial, rtol=1e-12)
     # and back again: to_mdptoolbox gives FiniteHorizon the same model
@@ -311,7 +312,7 @@ def test_from_quantecon_matches_backward_induction(form):
     mdp = from_quantecon(ddp, T, terminal_rewards=v_term)
     assert mdp.is_sparse == (form == "pair-sparse")  # the inventory Q is a dense list
     sol = tnmdp.solve(mdp)
-    np.testing.assert_allclose(sol.values, vs[0], rtol=1e-12)
+    np.testing.assert_allclose(sol.value_function, vs, rtol=1e-12)
     np.testing.assert_array_equal(sol.policy.actions, sigmas)
     if form == "inventory":  # Puterman's published values (QuantEcon's test)
         np.testing.assert_allclose(

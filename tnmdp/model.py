@@ -129,6 +129,14 @@ class FiniteMDP:
     atol : float, optional
         Absolute tolerance on the normalisation of ``transitions`` and ``initial``.
 
+    Warnings
+    --------
+    A 3-d ``transitions`` array is read as ``P[s, a, s']``. pymdptoolbox stores ``P[a, s, s']``:
+    when ``A == S`` such an array has the same shape and is silently read the wrong way round.
+    Convert with :func:`tnmdp.from_mdptoolbox` (and :func:`tnmdp.from_gymnasium`,
+    :func:`tnmdp.from_quantecon` for those libraries). pydata ``sparse`` arrays are accepted
+    where scipy sparse ones are (and as a 3-d ``(S, A, S)`` COO), converted once to CSR.
+
     Notes
     -----
     Storage is ``O(nnz(P))`` per distinct transition operator plus the reward array as given:
