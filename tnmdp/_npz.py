@@ -26,7 +26,7 @@ import zipfile
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["VERSION", "save_state", "load_state", "plain_state", "mdp_state", "mdp_arguments",
+__all__ = ["VERSION", "save_state", "load_state", "plain_state", "revive", "mdp_state", "mdp_arguments",
            "policy_state"]
 
 #: Version written by this code; files of a newer version are refused with a clear message.
@@ -82,6 +82,12 @@ def plain_state(value):
     if not (isinstance(reduced, tuple) and getattr(reduced[0], "__name__", "") == "_from_state"):
         raise TypeError(f"cannot store a {type(value).__name__} in a tnmdp file")
     return plain_state(reduced[1][0])
+
+
+def revive(value, cls):
+    """``cls._from_state(value)`` for a nested state read from a file, else ``value``
+    (an object that pickle has already rebuilt)."""
+    return cls._from_state(value) if isinstance(value, dict) else value
 
 
 def save_state(path, kind, state):

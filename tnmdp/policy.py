@@ -268,13 +268,10 @@ class SoftPolicy(Policy):
 
     @classmethod
     def _from_soft_state(cls, state):
+        from ._npz import revive
         from .model import FiniteMDP
 
-        mdp, reference = state["mdp"], state["reference"]
-        if isinstance(mdp, dict):  # nested state read from a file
-            mdp = FiniteMDP._from_state(mdp)
-        if isinstance(reference, dict):
-            reference = Policy._from_state(reference)
+        mdp, reference = revive(state["mdp"], FiniteMDP), revive(state["reference"], Policy)
         temperature = float(state["temperature"])
         values = Checkpoints(_SoftValueStep(mdp, temperature, reference), mdp.horizon,
                              8 * mdp.n_states, False)

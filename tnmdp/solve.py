@@ -117,11 +117,9 @@ class Solution:
 
     @classmethod
     def _from_state(cls, state):
-        policy, mdp = state["policy"], state["mdp"]
-        if isinstance(mdp, dict):  # nested states read from a file
-            mdp = FiniteMDP._from_state(mdp)
-        if isinstance(policy, dict):
-            policy = Policy._from_state(policy)
+        from ._npz import revive
+
+        policy, mdp = revive(state["policy"], Policy), revive(state["mdp"], FiniteMDP)
         soft = state["soft_value"]
         return cls(policy=policy, expected_return=float(state["expected_return"]),
                    values=np.asarray(state["values"]),
