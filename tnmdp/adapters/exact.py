@@ -1,13 +1,14 @@
 """Exact references for the learners, computed with tnmdp's own backup and evaluation.
 
 The adapters measure learned models against exact quantities of a :class:`tnmdp.FiniteMDP`;
-these functions compute them with the core's Bellman backup (:func:`tnmdp.kernels.backup`) and
-marginals (:func:`tnmdp.marginals`), which are ``-inf`` safe: a forbidden (``-inf``) reward on a
-transition of probability zero, or in a state the policy never reaches, contributes nothing
-and never produces ``nan``.
+these functions compute them with tnmdp's public evaluation and solve (:func:`tnmdp.solve` and
+:meth:`tnmdp.Solution.q_values`, :func:`tnmdp.policy_values`, :func:`tnmdp.marginals`) and the
+core's Bellman backup, which are ``-inf`` safe: a forbidden (``-inf``) reward on a transition of
+probability zero, or in a state the policy never reaches, contributes nothing and never
+produces ``nan``.
 
 * :func:`action_values` -- the action values ``Q_t(s, a)`` of a tabular policy, or of the
-  optimum (backward induction, the closed-form backward sweep of :func:`tnmdp.solve`).
+  optimum (the exact backward sweep of :func:`tnmdp.solve`).
 * :func:`logit_gradient` -- the exact expected return of a softmax policy and its gradient by
   the logits (the policy-gradient theorem, exact: no sampling)::
 
@@ -40,16 +41,10 @@ def _check_mdp(mdp):
 
 
 def _policy_table(mdp, policy):
-    """``(T, S, A)`` float array of a tabular policy (validated by :func:`tnmdp.evaluate`'s
-    policy reader)."""
+    """The validated :class:`tnmdp.Policy` (any form :func:`tnmdp.evaluate` accepts)."""
     from ..policy import as_policy
 
     return as_policy(policy, mdp)
-
-
-def _expectation(probs, values):
-    """``sum_a probs[s, a] values[s, a]`` with ``0 * -inf = 0``."""
-    return np.where(probs > 0, probs * np.where(probs > 0, values, 0.0), 0.0).sum(axis=1)
 
 
 def action_values(mdp, policy=None, *, time=None):
@@ -62,7 +57,7 @@ def action_values(mdp, policy=None, *, time=None):
     policy : Policy or array_like, shape (T, S, A), optional
         ``V_{t+1}`` is this policy's value; default the optimal value (``max_a Q``).
     time : int, optional
-        Return only ``Q_time`` (the backward pass stops there).
+        Return only ``Q_time`` (one backup from the values-to-go).
 
     Returns
     -------
@@ -71,9 +66,12 @@ def action_values(mdp, policy=None, *, time=None):
 
     Notes
     -----
-    ``max_a Q_0(s, a)`` is ``tnmdp.solve(mdp).values``; ``sum_a pi_0 Q_0`` is the policy's
-    value from ``s``. Cost ``O(sum_{t >= time} nnz(P_t))``.
+    The optimum's are :meth:`tnmdp.Solution.q_values` of ``tnmdp.solve(mdp)``;
+    ``max_a Q_0(s, a)`` is ``tnmdp.solve(mdp).values``. A policy's come from
+    :func:`tnmdp.policy_values`, one backup per step. Cost ``O(sum_t nnz(P_t))`` (one solve or
+    one evaluation, then the backups) plus ``O(T S A)`` for the table.
     """
+    from ..evaluate import policy_values
     from ..kernels import backup
 
     mdp = _check_mdp(mdp)
@@ -81,16 +79,19 @@ def action_values(mdp, policy=None, *, time=None):
     if time is not None and (isinstance(time, bool) or not isinstance(time, numbers.Integral)
                              or not 0 <= time < T):
         raise ValueError(f"time must be an int in 0..{T - 1}, got {time!r}")
-    pol = None if policy is None else _policy_table(mdp, policy)
-    stop = 0 if time is None else int(time)
-    out = None if time is not None else np.empty((T, mdp.n_states, mdp.n_actions))
-    v = np.asarray(mdp.terminal_rewards, dtype=float)
-    for t in range(T - 1, stop - 1, -1):
-        q = backup(mdp, t, v)
-        if out is not None:
-            out[t] = q
-        v = q.max(axis=1) if pol is None else _expectation(np.asarray(pol[t]), q)
-    return q if time is not None else out
+    if policy is None:
+        from ..solve import solve
+
+        q_at = solve(mdp).q_values
+    else:
+        values = policy_values(mdp, _policy_table(mdp, policy))
+
+        def q_at(t):
+            return backup(mdp, t, values[t + 1])
+
+    if time is not None:
+        return np.array(q_at(int(time)), dtype=float)
+    return np.stack([q_at(t) for t in range(T)]).astype(float)
 
 
 def logit_gradient(mdp, policy):
@@ -123,17 +124,19 @@ def logit_gradient(mdp, policy):
     -----
     One backward and one forward sweep: ``O(sum_t nnz(P_t) + T S A)``.
     """
-    from ..evaluate import marginals
+    from ..evaluate import marginals, policy_values
+    from ..kernels import backup
 
     mdp = _check_mdp(mdp)
     pol = _policy_table(mdp, policy)
     dist = np.asarray(marginals(mdp, pol))
-    q = action_values(mdp, pol)
+    values = policy_values(mdp, pol)
     T, gamma = mdp.horizon, mdp.discount
+    q = np.stack([backup(mdp, t, values[t + 1]) for t in range(T)])
     grad = np.zeros_like(q)
     for t in range(T):
         pi = np.asarray(pol[t], dtype=float)
-        v = _expectation(pi, q[t])
+        v = values[t]
         live = (dist[t][:, None] > 0) & (pi > 0)
         if np.isneginf(q[t][live]).any():
             s, a = np.argwhere(live & np.isneginf(q[t]))[0]
@@ -142,7 +145,6 @@ def logit_gradient(mdp, policy):
                              "gradient is not defined")
         adv = np.where(live, q[t] - np.where(np.isneginf(v), 0.0, v)[:, None], 0.0)
         grad[t] = gamma ** t * dist[t][:, None] * pi * adv
-    v0 = _expectation(np.asarray(pol[0], dtype=float), q[0])
     init = np.asarray(mdp.initial, dtype=float)
-    value = float(np.where(init > 0, init * np.where(init > 0, v0, 0.0), 0.0).sum())
+    value = float(np.where(init > 0, init * np.where(init > 0, values[0], 0.0), 0.0).sum())
     return value, grad
