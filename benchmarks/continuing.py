@@ -17,7 +17,7 @@ iteration (dense only). mdpsolver does not install here (no wheel for this platf
 
 Every run is a fresh subprocess (one BLAS thread) that first solves a 50-state instance of the
 cell (imports, numba compilation: untimed), builds the inputs in the solver's own format, times
-only the solve, then evaluates the returned policy exactly and compares it with
+only the solve (the best of up to 5 repeats within about 2 s), then evaluates the returned policy exactly and compares it with
 ``V*`` (tnmdp policy iteration certified to ``2e-9``, computed once per cell): a run counts only
 if ``max|V^sigma - V*| <= 1e-8``. Peak memory is the child's peak RSS above its RSS once the
 raw random arrays exist. Runs that cannot finish (QuantEcon's and pymdptoolbox's policy
@@ -164,8 +164,10 @@ SOLVERS = {
 #: (cell -> solvers not started, with the reason): known infeasible at full size
 SKIP = {
     "b": {"NumPy PI": "dense S x S solve", "mdptoolbox PI": "dense S x S solve",
-          "QuantEcon PI": "spsolve of a random sparse S x S system (LU fill-in)"},
-    "c": {"NumPy PI": "dense S x S solve", "mdptoolbox PI": "dense S x S solve"},
+          "QuantEcon PI": "spsolve of a random sparse S x S system (LU fill-in)",
+          "mdptoolbox MPI": "allocates a dense S x S array (measured: 298 GiB requested)"},
+    "c": {"NumPy PI": "dense S x S solve", "mdptoolbox PI": "dense S x S solve",
+          "mdptoolbox MPI": "allocates a dense S x S array"},
 }
 
 
@@ -185,9 +187,12 @@ def child(cell, n_states, gamma, name, vstar_path):
         P, R = build(cell, n_states)
         base = _rss()
         obj = prepare(P, R, gamma)
-        start = time.perf_counter()
-        sigma, n_iter = run(obj)
-        elapsed = time.perf_counter() - start
+        elapsed, spent = np.inf, 0.0
+        while spent < 2.0 and spent < 5 * elapsed:  # best of up to 5 repeats within ~2 s
+            start = time.perf_counter()
+            sigma, n_iter = run(obj)
+            took = time.perf_counter() - start
+            elapsed, spent = min(elapsed, took), spent + took
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     record = {"seconds": elapsed, "iterations": int(n_iter), "peak_mb": (peak - base) / 2**20}
     if vstar_path:

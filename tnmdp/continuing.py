@@ -83,7 +83,8 @@ def _solve_finite(P, r, gamma, v0, target, method):
         return np.zeros(0), 0.0, "none"
     sparse = sp.issparse(P)
     scale = float(np.abs(r).max(initial=0.0)) / (1.0 - gamma)
-    target = max(target, 4 * _EPS * scale / (1.0 - gamma))  # round-off floor of the bound
+    # round-off floor of the certified bound: eps |V| times the condition number 1/(1-gamma)
+    target = max(target, 32 * _EPS * scale / (1.0 - gamma))
     v = r / (1.0 - gamma) if v0 is None else v0
     if method in ("auto", "iterative"):
         if sparse:
@@ -362,8 +363,9 @@ def policy_iteration(mdp, *, tol=1e-8, max_iter=None, initial_policy=None, evalu
     prob = _check_args(mdp, tol, max_iter, evaluation, "policy_iteration")
     max_iter = 1000 if max_iter is None else int(max_iter)
     actions = _start_actions(prob, initial_policy)
-    if actions is None:
-        actions = greedy(prob.q(prob.initial_value()))[0]
+    if actions is None:  # greedy in Q_0 (= rbar unless some states are doomed to -inf)
+        actions = greedy(mdp.expected_reward(0) if prob.alive is None
+                         else prob.q(prob.initial_value()))[0]
     target = 0.0  # exact evaluation (to round-off, see _solve_finite)
     v, history, how, err, bound = None, [], "", 0.0, np.inf
     for it in range(1, max_iter + 1):
@@ -406,8 +408,13 @@ def _iterate(prob, k, max_iter, name, initial_policy):
                 P_pi, r_pi, u = P_pi[prob.alive][:, prob.alive], r_pi[prob.alive], w[prob.alive]
             else:
                 u = w
+            quiet = prob.tol / (4 * prob.c)  # partial evaluation converged: stop early
             for _ in range(k):
-                u = r_pi + prob.gamma * (P_pi @ u)
+                u_next = r_pi + prob.gamma * (P_pi @ u)
+                d = u_next - u
+                u = u_next
+                if d.size == 0 or float(d.max() - d.min()) <= quiet:
+                    break
             if prob.alive is not None:
                 w = w.copy()
                 w[prob.alive] = u
@@ -440,8 +447,9 @@ def modified_policy_iteration(mdp, *, k=20, tol=1e-8, max_iter=None, initial_pol
                               evaluation="auto"):
     """Modified policy iteration (Puterman & Shin 1978; Puterman 1994, Sect. 6.5).
 
-    Each iteration is one improvement sweep ``v <- L v`` (greedy policy ``pi``) followed by
-    ``k`` sweeps of ``L_pi``; it stops by the span rule of :func:`value_iteration` and certifies
+    Each iteration is one improvement sweep ``v <- L v`` (greedy policy ``pi``) followed by up
+    to ``k`` sweeps of ``L_pi`` (fewer once ``sp(L_pi u - u)`` is below a quarter of the span
+    rule's threshold: further sweeps would not change the next improvement); it stops by the span rule of :func:`value_iteration` and certifies
     the exactly evaluated policy in the same way.
 
     Parameters
