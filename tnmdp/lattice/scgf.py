@@ -255,7 +255,7 @@ def _grow_right(env, a, w):
 
 
 def _local_operator(left, w1, w2, right):
-    """The two-site effective operator as a matvec on ``theta[b, x1, x2, b']``."""
+    """The two-site effective operator: a matvec on ``theta[b, x1, x2, b']`` and a dense builder."""
     shape = (left.shape[2], w1.shape[3], w2.shape[3], right.shape[2])
 
     def matvec(v):
@@ -265,13 +265,18 @@ def _local_operator(left, w1, w2, right):
         t = np.tensordot(t, right, axes=([1, 3], [2, 1]))        # a, y1, y2, a'
         return t.ravel()
 
-    return matvec, shape
+    def dense():
+        h = np.einsum("amb,mnyx,nozw,coe->ayzcbxwe", left, w1, w2, right, optimize=True)
+        n = int(np.prod(shape))
+        return h.reshape(n, n)
+
+    return matvec, dense, shape
 
 
-def _leading(matvec, n, v0, symmetric):
+def _leading(matvec, dense, n, v0, symmetric):
     """Eigenpair of largest real part of the local operator (real part of the vector)."""
-    if n <= 256:
-        dense = np.column_stack([matvec(e) for e in np.eye(n)])
+    if n <= 64:
+        dense = dense()
         vals, vecs = np.linalg.eigh(dense) if symmetric else np.linalg.eig(dense)
     else:
         op = spla.LinearOperator((n, n), matvec=matvec, dtype=np.float64)
@@ -324,8 +329,8 @@ def _sweeps(mpo, schedule, tol, max_sweeps, cutoff, rng, symmetric):
 def _update(sites, lefts, rights, mpo, i, chi, cutoff, direction, symmetric):
     """Optimise sites ``i, i+1``; move the orthogonality centre in ``direction``."""
     two = np.tensordot(sites[i], sites[i + 1], axes=(2, 0))  # b, x1, x2, b'
-    matvec, shape = _local_operator(lefts[i], mpo[i], mpo[i + 1], rights[i + 2])
-    theta, vec = _leading(matvec, int(np.prod(shape)), two.ravel(), symmetric)
+    matvec, dense, shape = _local_operator(lefts[i], mpo[i], mpo[i + 1], rights[i + 2])
+    theta, vec = _leading(matvec, dense, int(np.prod(shape)), two.ravel(), symmetric)
     dl, d1, d2, dr = shape
     u, sv, vh = np.linalg.svd(vec.reshape(dl * d1, d2 * dr), full_matrices=False)
     k = max(1, min(chi, int((sv > cutoff * sv[0]).sum())))
