@@ -18,8 +18,8 @@ and every method below is a sequence of sweeps of that one site (``kernels.backu
 
 Policy evaluation (:func:`discounted_values`) solves ``(I - gamma P_pi) v = r_pi``: by
 iteration of ``L_pi`` with MacQueen's extrapolation when the chain mixes fast (certified by the
-bounds below), else by dense LAPACK (``scipy.linalg.solve``), a sparse LU (``splu``) when
-``P_pi`` is banded, or GMRES warm-started from the previous value when it is not (the fill-in of
+bounds below), else by dense LAPACK (``scipy.linalg.solve``), LAPACK's banded LU
+(``solve_banded``) or a sparse LU (``splu``) when ``P_pi`` is banded, or GMRES warm-started from the previous value when it is not (the fill-in of
 a sparse LU of a random sparse matrix is prohibitive).
 
 Guarantees. For any ``v`` and any policy, Puterman's Theorem 6.6.6 (MacQueen 1966) gives
@@ -60,11 +60,22 @@ _EPS = np.finfo(float).eps
 
 # --------------------------------------------------------------------------- evaluation
 def _bandwidth(P):
-    """``max |i - j|`` over the non-zeros of a square CSR matrix."""
-    if P.nnz == 0:
-        return 0
-    rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
-    return int(np.abs(P.indices - rows).max())
+    """``(max |i - j|, i)`` over the non-zeros ``(i, j)`` of a square CSR matrix."""
+    rows = np.repeat(np.arange(P.shape[0], dtype=P.indices.dtype), np.diff(P.indptr))
+    return (int(np.abs(P.indices - rows).max()) if P.nnz else 0), rows
+
+
+#: Sparse chains of at most this bandwidth are solved by LAPACK's banded LU.
+_BANDED = 64
+
+
+def _band_storage(P, rows, gamma, width):
+    """``I - gamma P`` in LAPACK band storage ``ab[width + i - j, j]``, shape (2w+1, n)
+    (``P`` canonical CSR: no duplicate entries)."""
+    ab = np.zeros((2 * width + 1, P.shape[0]))
+    ab[width + rows - P.indices, P.indices] = -gamma * P.data
+    ab[width] += 1.0
+    return ab
 
 
 def _macqueen(P, r, gamma, v):
@@ -83,8 +94,15 @@ def _solve_finite(P, r, gamma, v0, target, method):
         return np.zeros(0), 0.0, "none"
     sparse = sp.issparse(P)
     scale = float(np.abs(r).max(initial=0.0)) / (1.0 - gamma)
-    # round-off floor of the certified bound: eps |V| times the condition number 1/(1-gamma)
-    target = max(target, 32 * _EPS * scale / (1.0 - gamma))
+    # round-off floor of the certified bound: eps |V| times the condition number 1/(1-gamma);
+    # a bound that stops halving within 64 floors has reached round-off ("stalled")
+    floor = 8 * _EPS * scale / (1.0 - gamma)
+    target = max(target, floor)
+
+    def done(err, previous):
+        return err <= target or (previous is not None and err > 0.5 * previous
+                                 and err <= 64 * floor)
+
     v = r / (1.0 - gamma) if v0 is None else v0
     if method in ("auto", "iterative"):
         if sparse:
@@ -93,11 +111,12 @@ def _solve_finite(P, r, gamma, v0, target, method):
             budget = max(8, n // 12)  # an LU costs about n/12 dense matvecs (BLAS-3 vs 2)
         if method == "iterative":
             budget = 10**9
-        last = None
+        last = previous = None
         for k in range(budget):
             mid, err, span = _macqueen(P, r, gamma, v)
-            if err <= target:
+            if done(err, previous):
                 return mid, err, "iterative"
+            previous = err
             if last is not None and k >= 3 and method == "auto":
                 ratio = span / last if last > 0 else 0.0
                 need = np.log(target / err) / np.log(ratio) if 0 < ratio < 1 else np.inf
@@ -110,19 +129,27 @@ def _solve_finite(P, r, gamma, v0, target, method):
         v = la.solve(A, r, overwrite_a=True, check_finite=False)
         how = "dense LU"
     else:
-        A = (sp.eye_array(n, format="csr") - gamma * P).tocsc()
-        if method == "direct" or (method == "auto" and _bandwidth(P) * n <= 4 * 10**7):
-            v = spla.splu(A, permc_spec="NATURAL" if _bandwidth(P) * n <= 4 * 10**7
+        width, rows = _bandwidth(P)
+        if width <= _BANDED:  # LAPACK gbsv: O(n width^2)
+            v = la.solve_banded((width, width), _band_storage(P, rows, gamma, width), r,
+                                overwrite_ab=True, check_finite=False)
+            how = "banded LU"
+        elif method == "direct" or width * n <= 4 * 10**7:  # fill-in bounded by the band
+            A = (sp.eye_array(n, format="csr") - gamma * P).tocsc()
+            v = spla.splu(A, permc_spec="NATURAL" if width * n <= 4 * 10**7
                           else "COLAMD").solve(r)
             how = "sparse LU"
         else:
+            A = (sp.eye_array(n, format="csr") - gamma * P).tocsc()
             v, _ = spla.gmres(A, r, x0=v, rtol=min(1e-13, target / max(scale, 1e-300)),
-                              atol=0.0, restart=40, maxiter=200)
+                              atol=0.0, restart=20, maxiter=400)
             how = "GMRES"
     mid, err, _ = _macqueen(P, r, gamma, v)
+    previous = None
     for _ in range(50):  # polish (Krylov residuals) until the certified bound meets the target
-        if err <= target:
+        if done(err, previous):
             break
+        previous = err
         mid, err, _ = _macqueen(P, r, gamma, mid)
     return mid, err, how
 
@@ -415,6 +442,7 @@ def _iterate(prob, k, max_iter, name, initial_policy):
                 u = u_next
                 if d.size == 0 or float(d.max() - d.min()) <= quiet:
                     break
+            del P_pi, r_pi, d, u_next  # free before the next sweep allocates its own
             if prob.alive is not None:
                 w = w.copy()
                 w[prob.alive] = u
