@@ -334,3 +334,15 @@ def test_doob_transform_with_rewards_spread_far_beyond_745_tau(reward_form, spar
     marg = tnmdp.marginals(doob, tnmdp.Policy.uniform(5, 6, 1))
     assert np.isfinite(marg).all()
     np.testing.assert_allclose(marg.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_event_probability_reads_the_policy_with_atol():
+    mdp = tnmdp.models.bridge(4, hard=True)
+    rng = np.random.default_rng(3)
+    policy = rng.dirichlet(np.ones(2), size=(4, 9)).astype(np.float32)  # rows sum to 1 +- 1e-7
+    policy[0, 0] = [0.5 + 1e-7, 0.5]
+    with pytest.raises(ValueError, match="policy"):
+        event_probability(mdp, policy)
+    got = event_probability(mdp, policy, atol=1e-6)
+    exact = event_probability(mdp, policy / policy.sum(axis=2, keepdims=True, dtype=float))
+    assert got == pytest.approx(exact, rel=1e-6)

@@ -52,9 +52,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ._validate import check_mdp, check_policy, check_reference, check_temperature
 from .kernels import log_reference
 from .model import FiniteMDP
-from .policy import as_policy
 
 __all__ = ["log_partition", "log_h_functions", "doob_transform", "event_probability",
            "TiltedSites"]
@@ -331,8 +331,6 @@ def _tilted_sites(mdp, temperature, reference):
 
 
 def _check_tilt(mdp, temperature, reference_policy):
-    from .solve import check_mdp, check_reference, check_temperature
-
     check_mdp(mdp)
     temperature = check_temperature(temperature)
     if temperature == 0:
@@ -414,7 +412,7 @@ def log_partition(mdp, *, temperature=1.0, reference_policy=None):
     return _log_initial_sum(mdp, log_h)
 
 
-def event_probability(mdp, policy, *, log=False):
+def event_probability(mdp, policy, *, log=False, atol=None):
     """Probability that an episode under ``policy`` takes no forbidden (``-inf``) transition.
 
     Parameters
@@ -425,6 +423,8 @@ def event_probability(mdp, policy, *, log=False):
     policy : Policy or array_like, shape (T, S, A)
     log : bool
         Return the natural log of the probability (for rare events below ``1e-308``).
+    atol : float, optional
+        Tolerance on the normalisation of ``policy``; default the model's ``atol``.
 
     Returns
     -------
@@ -442,10 +442,8 @@ def event_probability(mdp, policy, *, log=False):
     >>> round(tnmdp.tilted.event_probability(mdp, np.full((4, 9, 2), 0.5)), 12)  # C(4,2)/2^4
     0.375
     """
-    from .solve import check_mdp
-
     check_mdp(mdp)
-    sites = _tilted_sites(mdp, None, as_policy(policy, mdp))
+    sites = _tilted_sites(mdp, None, check_policy(policy, mdp, atol=atol))
     for _, log_h in sites.backward():
         pass
     value = _log_initial_sum(mdp, log_h)
