@@ -6,21 +6,24 @@ share this module instead:
 
 * :class:`TransitionSampler` draws initial states and one transition per episode of a batch,
   by inverse CDF from uniforms the caller supplies (so a learner controls its random streams,
-  and a test can give exact uniforms). All rows of ``P_t`` (an ``(S*A, S)`` operator) are
-  searched at once: with ``c`` the cumulative sums of the stored entries in row-major order,
-  row ``r`` owns the keys ``r + c`` (increasing across rows, as each row sums to one), and the
-  next state for row ``r`` and uniform ``u`` is the first entry whose key exceeds
-  ``r + u * rowsum(r)`` -- one ``searchsorted`` for the whole batch, ``O(n log nnz)``, no padded
-  (ELL) table. Zero entries are never drawn. Rewards are read from the model's compact
-  reward array; a model with a finite reward alphabet (:meth:`tnmdp.FiniteMDP.from_joint`)
-  draws the reward from its conditional law with a second uniform.
+  and a test can give exact uniforms). It is the draw of :func:`tnmdp.sample`, step by step:
+  the same inverse-CDF table of each operator, built once and kept in the model's own cache
+  (:meth:`tnmdp.FiniteMDP.cached`, shared with ``tnmdp.sample``). All rows of ``P_t`` (an
+  ``(S*A, S)`` operator) are searched at once: with ``c`` the within-row cumulative sums of the
+  stored entries, row ``r`` owns the keys ``r + c`` (increasing across rows, as each row sums
+  to one), and the next state for row ``r`` and uniform ``u`` is the first entry whose key
+  exceeds ``r + u * rowsum(r)`` -- one ``searchsorted`` for the whole batch,
+  ``O(n log nnz)``, no padded (ELL) table. Zero entries are never drawn. Rewards are read from
+  the model's compact reward array; a model with a finite reward alphabet
+  (:meth:`tnmdp.FiniteMDP.from_joint`) draws the reward from its conditional law with a second
+  uniform.
 * :class:`MDPEnvironment` wraps it as a vectorised environment (``reset``/``step``) over
   multi-index states, the interface of the PARAFAC learners (and of
   :class:`tnmdp.adapters.parafac_learn.GymEnvironment`).
 * :func:`rollout` runs a batch of episodes with any policy object that has
   ``sample(states, rng)``.
 
-Tables are built once per distinct transition operator and kept by the sampler.
+Tables are built once per distinct transition operator and kept by the model.
 """
 
 from __future__ import annotations
@@ -35,11 +38,11 @@ __all__ = ["TransitionSampler", "MDPEnvironment", "Episodes", "rollout"]
 
 
 def _check_mdp(mdp):
-    if not (hasattr(mdp, "transition_matrix") and hasattr(mdp, "horizon")
-            and hasattr(mdp, "initial")):
+    from ..model import FiniteMDP
+
+    if not isinstance(mdp, FiniteMDP):
         raise TypeError(f"mdp must be a tnmdp.FiniteMDP, not {type(mdp).__name__}")
-    if getattr(mdp, "horizon", None) is None:
-        raise ValueError("mdp must have a finite horizon (episodes end at T)")
+    mdp.require_horizon()
     return mdp
 
 
@@ -78,33 +81,23 @@ class TransitionSampler:
     """
 
     def __init__(self, mdp):
+        from ..evaluate import _row_sampler
+
         self.mdp = _check_mdp(mdp)
-        init = np.asarray(mdp.initial, dtype=float)
-        self._initial_cdf = np.cumsum(init)
-        self._tables = {}
+        self._initial = _row_sampler(sp.csr_matrix(np.asarray(mdp.initial)[None, :]))
 
     def _table(self, t):
+        from ..evaluate import _row_sampler
+
         P = self.mdp.transition_matrix(t)
-        entry = self._tables.get(id(P))
-        if entry is not None and entry[0] is P:
-            return entry[1]
-        csr = sp.csr_matrix(P, dtype=float)
-        csr.eliminate_zeros()
-        counts = np.diff(csr.indptr)
-        rows = np.repeat(np.arange(csr.shape[0]), counts)
-        cum = np.cumsum(csr.data)
-        start = np.concatenate([[0.0], cum])[csr.indptr[:-1]]
-        keys = rows + (cum - np.repeat(start, counts))
-        table = (keys, csr.indices.astype(np.intp), csr.indptr.astype(np.intp))
-        self._tables[id(P)] = (P, table)
-        return table
+        return self.mdp.cached(("sampler", id(P)), lambda: _row_sampler(P))
 
     def initial_states(self, u):
         """Initial states ``s_0 ~ initial`` for uniforms ``u`` in ``[0, 1)``, shape (n,) ints."""
+        from ..evaluate import _draw_rows
+
         u = _check_uniforms("u", u)
-        cdf = self._initial_cdf
-        s = np.searchsorted(cdf, u * cdf[-1], side="right")
-        return np.minimum(s, cdf.size - 1)
+        return _draw_rows(self._initial, np.zeros(u.size, dtype=np.intp), u).astype(np.intp)
 
     def step(self, t, states, actions, u, u_reward=None):
         """Next states and rewards of a batch of transitions at time ``t``.
@@ -136,12 +129,10 @@ class TransitionSampler:
         if s.shape != u.shape or a.shape != u.shape:
             raise ValueError(f"states, actions and u must have one shape (n,), got {s.shape}, "
                              f"{a.shape} and {u.shape}")
-        keys, cols, indptr = self._table(int(t))
-        rows = s * mdp.n_actions + a
-        last = indptr[rows + 1] - 1
-        target = rows + u * (keys[last] - rows)
-        k = np.minimum(np.searchsorted(keys, target, side="right"), last)
-        nxt = cols[k]
+        from ..evaluate import _draw_rows
+
+        rows = s.astype(np.intp) * mdp.n_actions + a
+        nxt = _draw_rows(self._table(int(t)), rows, u).astype(np.intp)
         law = mdp.reward_power_law(t)
         if law is None:
             r = mdp.reward_slice(t)
