@@ -22,7 +22,8 @@ def test_all_names_exist_exactly_once():
                                     "plotting", "models", "models.walks", "models.pendulum",
                                     "models.gridworld", "models.multitask", "adapters.cp",
                                     "adapters.parafac", "adapters.parafac_learn",
-                                    "adapters.qtensor", "adapters.qtensor_learn"])
+                                    "adapters.qtensor", "adapters.qtensor_learn",
+                                    "adapters.optim", "adapters.sampling", "adapters.exact"])
 def test_module_all_names_exist(module):
     mod = __import__(f"tnmdp.{module}", fromlist=["__all__"])
     assert len(set(mod.__all__)) == len(mod.__all__)
