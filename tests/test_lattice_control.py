@@ -171,6 +171,10 @@ def test_model_factories_validate_and_follow_their_rules():
     assert S.kernel[0, 1][0, 1, 0, 0, 0] == pytest.approx(0.05)
     assert S.kernel[0, 1][1, 1, 1, 1, 0] == 1.0
     assert S.reward[0, 1][1, 0, 1, 0] == 1.0 and S.reward[0, 1][0, 0, 0, 1] == 0.0
+    S = lattice.sysadmin(3, 2, reboot_cost=0.4)
+    assert S.reward[0, 1][1, 1, 0, 1] == pytest.approx(-0.4) and S.reward[0, 1][0, 0, 0, 0] == 1.0
+    with pytest.raises(ValueError, match="reboot_cost must be a finite number >= 0, got inf"):
+        lattice.sysadmin(3, 2, reboot_cost=np.inf)
 
 
 # ---------------------------------------------------------------- network pieces

@@ -23,7 +23,8 @@ an open line of machines:
 * a failed machine that is not rebooted stays failed, except that it comes back by itself with
   probability ``p_recover`` (default 0);
 * reward per machine and step: ``1`` if it is working and not being rebooted, else ``0`` (a reboot
-  costs that step's output); initial state i.i.d. failed with probability ``p_failed``.
+  costs that step's output), minus ``reboot_cost`` for every reboot (default 0); initial state
+  i.i.d. failed with probability ``p_failed``.
 
 :func:`heuristic_policies` gives the simple local rules used as baselines: never act, act on
 state ``1`` only, act on state ``1`` and on state-``0`` sites next to a state-``1`` site.
@@ -44,6 +45,11 @@ def _probability(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
     return float(value)
+
+
+def _check_cost(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < np.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 def _n_bad_neighbours():
@@ -73,8 +79,7 @@ def epidemic(n_sites, horizon, *, beta, rho, cost, p_infected, discount=1.0):
     """
     beta, rho, p_infected = (_probability("beta", beta), _probability("rho", rho),
                              _probability("p_infected", p_infected))
-    if isinstance(cost, bool) or not isinstance(cost, numbers.Real) or not 0 <= cost < np.inf:
-        raise ValueError(f"cost must be a finite number >= 0, got {cost!r}")
+    _check_cost("cost", cost)
     kernel = np.zeros((2, 2, 2, 2, 2))               # [x_l, x, x_r, a, x']
     infect = 1.0 - (1.0 - beta) ** _n_bad_neighbours()  # [x_l, x_r]
     kernel[:, 0, :, 0, 1] = infect
@@ -91,7 +96,7 @@ def epidemic(n_sites, horizon, *, beta, rho, cost, p_infected, discount=1.0):
 
 
 def sysadmin(n_sites, horizon, *, fail_base=0.05, fail_neighbour=0.25, p_recover=0.0,
-             p_failed=0.0, discount=1.0):
+             p_failed=0.0, reboot_cost=0.0, discount=1.0):
     """SysAdmin on a line of machines (Guestrin et al. 2003; exact rules in the module docstring).
 
     Parameters
@@ -105,6 +110,8 @@ def sysadmin(n_sites, horizon, *, fail_base=0.05, fail_neighbour=0.25, p_recover
         Probability that a failed machine that is not rebooted works again.
     p_failed : float
         Initial failure probability of each machine.
+    reboot_cost : float
+        Extra cost of one reboot (finite, >= 0).
 
     Returns
     -------
@@ -114,6 +121,7 @@ def sysadmin(n_sites, horizon, *, fail_base=0.05, fail_neighbour=0.25, p_recover
     fail_base, fail_neighbour = _probability("fail_base", fail_base), _probability(
         "fail_neighbour", fail_neighbour)
     p_recover, p_failed = _probability("p_recover", p_recover), _probability("p_failed", p_failed)
+    _check_cost("reboot_cost", reboot_cost)
     fail = 1.0 - (1.0 - fail_base) * (1.0 - fail_neighbour) ** _n_bad_neighbours()
     kernel = np.zeros((2, 2, 2, 2, 2))
     kernel[:, 0, :, 0, 1] = fail
@@ -123,6 +131,7 @@ def sysadmin(n_sites, horizon, *, fail_base=0.05, fail_neighbour=0.25, p_recover
     kernel[:, :, :, 1, 0] = 1.0
     reward = np.zeros((2, 2, 2, 2))
     reward[:, 0, :, 0] = 1.0
+    reward[..., 1] -= float(reboot_cost)
     initial = np.tile([1.0 - p_failed, p_failed], (n_sites, 1))
     return LatticeMDP(n_sites, 2, 2, kernel, reward, horizon, initial, discount=discount)
 

@@ -175,7 +175,9 @@ def context_marginals(mps):
     out = np.empty((L, d, d, d))
     for i in range(L):
         a, b, c = chain[i], chain[i + 1], chain[i + 2]
-        out[i] = np.einsum("l,lym,mzn,nuo,o->yzu", lefts[i], a, b, c, rights[i + 2])
+        first = np.tensordot(lefts[i], a, axes=(0, 0))                 # (y, m)
+        last = np.tensordot(c, rights[i + 2], axes=(2, 0))              # (n, u)
+        out[i] = np.einsum("ym,mzn,nu->yzu", first, b, last, optimize=True)
     return out
 
 
