@@ -144,9 +144,15 @@ def _solve_finite(P, r, gamma, v0, target, method):
             v, _ = spla.gmres(A, r, x0=v, rtol=min(1e-13, target / max(scale, 1e-300)),
                               atol=0.0, restart=20, maxiter=400)
             how = "GMRES"
+    # certify the solve itself (no MacQueen shift: a constant offset would swamp the tiny
+    # values of slow-mixing chains): |v - V^pi| <= max|L_pi v - v| / (1 - gamma)
+    resid = r + gamma * (P @ v) - v
+    err = float(np.abs(resid).max()) / (1.0 - gamma)
+    if err <= target or how != "GMRES":
+        return v, err, how
     mid, err, _ = _macqueen(P, r, gamma, v)
     previous = None
-    for _ in range(50):  # polish (Krylov residuals) until the certified bound meets the target
+    for _ in range(50):  # polish Krylov residuals until the certified bound meets the target
         if done(err, previous):
             break
         previous = err
@@ -334,22 +340,19 @@ def _check_args(mdp, tol, max_iter, evaluation, name):
     return _Problem(mdp, float(tol), evaluation)
 
 
-def _improve(q, actions, margin):
-    """Greedy actions of ``q``, keeping ``actions`` unless beaten by more than ``margin``."""
+def _improve(q, actions, relative=0.0):
+    """Greedy actions of ``q``, keeping ``actions`` unless beaten by more than
+    ``relative * (|Q(s, current)| + |Q(s, best)|)`` (a round-off margin, state by state: the
+    values of a slow-mixing chain span hundreds of orders of magnitude)."""
     best, qmax = greedy(q)
     if actions is None:
         return best
-    rows = np.arange(q.shape[0])
+    current = q[np.arange(q.shape[0]), actions]
     with np.errstate(invalid="ignore"):
-        keep = q[rows, actions] >= qmax - margin
+        margin = relative * (np.abs(current) + np.abs(qmax)) if relative else 0.0
+        keep = current >= qmax - margin
     keep |= np.isneginf(qmax)
     return np.where(keep, actions, best)
-
-
-def _margin(prob, v, err):
-    finite = v[np.isfinite(v)]
-    scale = float(np.abs(finite).max(initial=1.0))
-    return 64 * _EPS * scale + 2 * prob.gamma * err
 
 
 def _start_actions(prob, initial_policy):
@@ -395,12 +398,15 @@ def policy_iteration(mdp, *, tol=1e-8, max_iter=None, initial_policy=None, evalu
                          else prob.q(prob.initial_value()))[0]
     target = 0.0  # exact evaluation (to round-off, see _solve_finite)
     v, history, how, err, bound = None, [], "", 0.0, np.inf
+    seen = set()
     for it in range(1, max_iter + 1):
         v, err, how = prob.evaluate(actions, v, target)
         history.append(weighted_sum(mdp.initial, v))
         q = prob.q(v)
-        new = _improve(q, actions, _margin(prob, v, err))
-        if np.array_equal(new, actions):
+        new = _improve(q, actions, 16 * _EPS)
+        seen.add(hash(actions.tobytes()))
+        if np.array_equal(new, actions) or hash(new.tobytes()) in seen:
+            # stable, or a cycle that only round-off can cause: the certificate decides
             bound = prob.certify(v, q, actions)
             break
         actions = new
@@ -424,7 +430,7 @@ def _iterate(prob, k, max_iter, name, initial_policy):
         w = row_max(q)
         history.append(weighted_sum(mdp.initial, w))
         # with pi greedy in q the bound is c sp(L v - v): Puterman's span rule (Sect. 6.6.3)
-        bound = prob.certify(v, q, actions)
+        bound = prob.certify(v, q, actions)  # = c sp(L v - v) here
         if bound <= prob.tol or n >= max_iter:
             ev, err, how = prob.evaluate(actions, w, 0.0)  # exact: to round-off
             return prob.finish(actions, ev, err, how, bound, history, n, name, max_iter)
@@ -435,7 +441,9 @@ def _iterate(prob, k, max_iter, name, initial_policy):
                 P_pi, r_pi, u = P_pi[prob.alive][:, prob.alive], r_pi[prob.alive], w[prob.alive]
             else:
                 u = w
-            quiet = prob.tol / (4 * prob.c)  # partial evaluation converged: stop early
+            # partial evaluation: stop once the span has shrunk 20-fold below the improvement
+            # step's (Puterman's MPI allows any m_n >= 0), or has converged outright
+            quiet = max(prob.tol / (4 * prob.c), bound / (20 * prob.c))
             for _ in range(k):
                 u_next = r_pi + prob.gamma * (P_pi @ u)
                 d = u_next - u
@@ -476,8 +484,9 @@ def modified_policy_iteration(mdp, *, k=20, tol=1e-8, max_iter=None, initial_pol
     """Modified policy iteration (Puterman & Shin 1978; Puterman 1994, Sect. 6.5).
 
     Each iteration is one improvement sweep ``v <- L v`` (greedy policy ``pi``) followed by up
-    to ``k`` sweeps of ``L_pi`` (fewer once ``sp(L_pi u - u)`` is below a quarter of the span
-    rule's threshold: further sweeps would not change the next improvement); it stops by the span rule of :func:`value_iteration` and certifies
+    to ``k`` sweeps of ``L_pi`` (fewer once ``sp(L_pi u - u)`` has shrunk 20-fold below the
+    improvement step's ``sp(L v - v)``, or below a quarter of the span rule's threshold: any
+    number of sweeps per iteration keeps MPI convergent, Puterman Sect. 6.5); it stops by the span rule of :func:`value_iteration` and certifies
     the exactly evaluated policy in the same way.
 
     Parameters

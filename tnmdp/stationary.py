@@ -163,6 +163,20 @@ def as_stationary_policy(policy, mdp, *, name="policy"):
     return StationaryPolicy.from_array(arr, atol=mdp.atol, name=name)
 
 
+def _csr_rows(P, rows):
+    """``P[rows]`` for a canonical CSR ``P`` by one vectorised gather (scipy's fancy row
+    indexing is several times slower for ~10^5 rows); the result is canonical too."""
+    starts = P.indptr[rows]
+    lengths = P.indptr[rows + 1] - starts
+    indptr = np.zeros(rows.size + 1, dtype=P.indptr.dtype)
+    np.cumsum(lengths, out=indptr[1:])
+    take = np.arange(indptr[-1], dtype=P.indptr.dtype) + np.repeat(starts - indptr[:-1], lengths)
+    out = sp.csr_array((P.data[take], P.indices[take], indptr), shape=(rows.size, P.shape[1]))
+    out.has_sorted_indices = True
+    out.has_canonical_format = True
+    return out
+
+
 def policy_matrix(mdp, policy, *, rewards=True):
     """The Markov matrix ``P_pi`` (S, S) and reward ``r_pi`` (S,) of a stationary policy.
 
@@ -192,9 +206,7 @@ def policy_matrix(mdp, policy, *, rewards=True):
     stored = policy.site(0)
     if stored.ndim == 1:
         rows = np.arange(S) * A + stored
-        P_pi = P[rows]  # fancy indexing: a new array
-        if sp.issparse(P_pi):
-            P_pi = sp.csr_array(P_pi)
+        P_pi = _csr_rows(P, rows) if sp.issparse(P) else P[rows]  # new arrays
     else:
         weights = sp.csr_array((stored.ravel(), np.arange(S * A), np.arange(0, S * A + 1, A)),
                                shape=(S, S * A))
