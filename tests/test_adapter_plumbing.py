@@ -86,6 +86,10 @@ def test_sampler_validation():
         sampler.step(0, s, s, np.array([0.5, 1.0]))
     with pytest.raises(ValueError, match=r"u must be shape \(2,\), got shape \(3,\)"):
         sampler.step(0, s, s, np.full(3, 0.5))
+    with pytest.raises(ValueError, match=r"states\[1\] = 4 is outside 0..3"):
+        sampler.step(0, np.array([0, 4]), s, np.full(2, 0.5))
+    with pytest.raises(TypeError, match="actions must hold integers, got dtype float64"):
+        sampler.step(0, s, np.zeros(2), np.full(2, 0.5))
     with pytest.raises(TypeError, match="mdp must be a tnmdp.FiniteMDP, not dict"):
         TransitionSampler({})
     with pytest.raises(ValueError, match=r"state_shape \(3,\) multiplies to 3, not n_states=4"):

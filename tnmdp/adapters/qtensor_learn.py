@@ -350,7 +350,7 @@ def _run_episode(sim, factors, optimizer, prefix, modes, gamma, schedule, n_step
         explore = gen.random(n_runs) < max(eps_end, eps_start * eps_decay ** n_steps)
         a = np.where(explore, gen.integers(n_actions, size=n_runs), a)
         law = sim.mdp.reward_power_law(t) is not None
-        s2, r = sim.step(t, s, a, gen.random(n_runs), gen.random(n_runs) if law else None)
+        s2, r = sim._draw(t, s, a, gen.random(n_runs), gen.random(n_runs) if law else None)
         _td_update(factors, optimizer, state_idx + [a], pre + list(modes[:, s2]),
                    np.asarray(r, dtype=float), gamma)
         s = s2

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..evaluate import _draw_rows, _row_sampler
+
 __all__ = ["TransitionSampler", "MDPEnvironment", "Episodes", "rollout"]
 
 
@@ -81,21 +83,15 @@ class TransitionSampler:
     """
 
     def __init__(self, mdp):
-        from ..evaluate import _row_sampler
-
         self.mdp = _check_mdp(mdp)
         self._initial = _row_sampler(sp.csr_matrix(np.asarray(mdp.initial)[None, :]))
 
     def _table(self, t):
-        from ..evaluate import _row_sampler
-
         P = self.mdp.transition_matrix(t)
         return self.mdp.cached(("sampler", id(P)), lambda: _row_sampler(P))
 
     def initial_states(self, u):
         """Initial states ``s_0 ~ initial`` for uniforms ``u`` in ``[0, 1)``, shape (n,) ints."""
-        from ..evaluate import _draw_rows
-
         u = _check_uniforms("u", u)
         return _draw_rows(self._initial, np.zeros(u.size, dtype=np.intp), u).astype(np.intp)
 
@@ -129,20 +125,31 @@ class TransitionSampler:
         if s.shape != u.shape or a.shape != u.shape:
             raise ValueError(f"states, actions and u must have one shape (n,), got {s.shape}, "
                              f"{a.shape} and {u.shape}")
-        from ..evaluate import _draw_rows
+        for name, x, size in (("states", s, mdp.n_states), ("actions", a, mdp.n_actions)):
+            if x.dtype == bool or not np.issubdtype(x.dtype, np.integer):
+                raise TypeError(f"{name} must hold integers, got dtype {x.dtype}")
+            bad = (x < 0) | (x >= size)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ValueError(f"{name}[{i}] = {x[i]} is outside 0..{size - 1}")
+        if mdp.reward_power_law(t) is not None:
+            if u_reward is None:
+                raise ValueError("u_reward is required: this model draws its rewards from a "
+                                 "finite alphabet")
+            u_reward = _check_uniforms("u_reward", u_reward, s.shape[0])
+        return self._draw(int(t), s, a, u, u_reward)
 
+    def _draw(self, t, s, a, u, u_reward):
+        """:meth:`step` without the argument checks (for the learners' inner loops)."""
+        mdp = self.mdp
         rows = s.astype(np.intp) * mdp.n_actions + a
-        nxt = _draw_rows(self._table(int(t)), rows, u).astype(np.intp)
+        nxt = _draw_rows(self._table(t), rows, u).astype(np.intp)
         law = mdp.reward_power_law(t)
         if law is None:
             r = mdp.reward_slice(t)
             idx = tuple(x if r.shape[i] > 1 else 0 for i, x in enumerate((s, a, nxt)))
             rewards = np.broadcast_to(r[idx], s.shape).astype(float)
         else:
-            if u_reward is None:
-                raise ValueError("u_reward is required: this model draws its rewards from a "
-                                 "finite alphabet")
-            u_reward = _check_uniforms("u_reward", u_reward, s.shape[0])
             dist, values = law
             cdf = np.cumsum(dist[s, a, nxt], axis=1)
             j = (cdf < u_reward[:, None] * cdf[:, -1:]).sum(axis=1)
@@ -191,8 +198,12 @@ class MDPEnvironment:
         """Advance all episodes; returns ``(states (n, D), rewards (n,), done (n,) bool)``."""
         mdp, t, s = self.mdp, self._t, self._states
         law = mdp.reward_power_law(t) is not None
-        nxt, r = self.sampler.step(t, s, np.asarray(actions), rng.random(s.size),
-                                   rng.random(s.size) if law else None)
+        actions = np.asarray(actions)
+        if actions.shape != s.shape or not np.issubdtype(actions.dtype, np.integer) or (
+                (actions < 0) | (actions >= mdp.n_actions)).any():
+            raise ValueError(f"actions must be {s.size} ints in 0..{mdp.n_actions - 1}")
+        nxt, r = self.sampler._draw(t, s, actions, rng.random(s.size),
+                                    rng.random(s.size) if law else None)
         self._t += 1
         done = np.full(s.size, self._t >= mdp.horizon)
         if self._t >= mdp.horizon:
