@@ -25,3 +25,12 @@ __all__ = ["FiniteMDP", "LocalSolver", "Policy", "Solution", "SweepState", "Traj
            "to_mdptoolbox", "to_quantecon", "classify", "StationaryPolicy"]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """``tnmdp.lattice`` (many-body processes, a layer on top of the core) loads on first use."""
+    if name == "lattice":
+        import importlib
+
+        return importlib.import_module(".lattice", __name__)
+    raise AttributeError(f"module 'tnmdp' has no attribute {name!r}")
