@@ -28,6 +28,8 @@ import numbers
 
 import numpy as np
 
+from ..kernels import backup, row_sum
+
 __all__ = ["action_values", "logit_gradient"]
 
 
@@ -45,6 +47,14 @@ def _policy_table(mdp, policy):
     from ..policy import as_policy
 
     return as_policy(policy, mdp)
+
+
+def _expectation(probs, values):
+    """``sum_a probs[s, a] values[s, a]`` with ``0 * -inf = 0``, shape (S,)."""
+    if not np.isneginf(values).any():
+        return row_sum(probs * values)
+    taken = probs > 0
+    return row_sum(np.where(taken, probs * np.where(taken, values, 0.0), 0.0))
 
 
 def action_values(mdp, policy=None, *, time=None):
@@ -72,7 +82,6 @@ def action_values(mdp, policy=None, *, time=None):
     one evaluation, then the backups) plus ``O(T S A)`` for the table.
     """
     from ..evaluate import policy_values
-    from ..kernels import backup
 
     mdp = _check_mdp(mdp)
     T = mdp.horizon
@@ -122,29 +131,33 @@ def logit_gradient(mdp, policy):
 
     Notes
     -----
-    One backward and one forward sweep: ``O(sum_t nnz(P_t) + T S A)``.
+    One backward sweep (tnmdp's backup) and one forward sweep (:func:`tnmdp.marginals`):
+    ``O(sum_t nnz(P_t) + T S A)``.
     """
-    from ..evaluate import marginals, policy_values
-    from ..kernels import backup
+    from ..evaluate import marginals
 
     mdp = _check_mdp(mdp)
     pol = _policy_table(mdp, policy)
     dist = np.asarray(marginals(mdp, pol))
-    values = policy_values(mdp, pol)
     T, gamma = mdp.horizon, mdp.discount
-    q = np.stack([backup(mdp, t, values[t + 1]) for t in range(T)])
-    grad = np.zeros_like(q)
-    for t in range(T):
-        pi = np.asarray(pol[t], dtype=float)
-        v = values[t]
-        live = (dist[t][:, None] > 0) & (pi > 0)
-        if np.isneginf(q[t][live]).any():
-            s, a = np.argwhere(live & np.isneginf(q[t]))[0]
-            raise ValueError(f"the policy's expected return is -inf (from state {s}, action {a} "
-                             f"at t={t} a forbidden move has positive probability); its "
-                             "gradient is not defined")
-        adv = np.where(live, q[t] - np.where(np.isneginf(v), 0.0, v)[:, None], 0.0)
-        grad[t] = gamma ** t * dist[t][:, None] * pi * adv
+    # one backward pass keeps Q_t and V_t (tnmdp.policy_values would discard Q_t)
+    values = np.empty((T + 1, mdp.n_states))
+    values[T] = mdp.terminal_rewards
+    q = np.empty((T, mdp.n_states, mdp.n_actions))
+    pi = np.asarray(pol, dtype=float)
+    for t in range(T - 1, -1, -1):
+        q[t] = backup(mdp, t, values[t + 1])
+        values[t] = _expectation(pi[t], q[t])
+    weight = (gamma ** np.arange(T))[:, None] * dist[:T]  # gamma^t d_t(s), (T, S)
+    live = (weight[:, :, None] > 0) & (pi > 0)
+    forbidden = live & np.isneginf(q)
+    if forbidden.any():
+        t, s, a = np.argwhere(forbidden)[0]
+        raise ValueError(f"the policy's expected return is -inf (from state {s}, action {a} at "
+                         f"t={t} a forbidden move has positive probability); its gradient is "
+                         "not defined")
+    v = np.where(np.isneginf(values[:T]), 0.0, values[:T])[:, :, None]
+    grad = np.where(live, weight[:, :, None] * pi * (np.where(live, q, 0.0) - v), 0.0)
     init = np.asarray(mdp.initial, dtype=float)
     value = float(np.where(init > 0, init * np.where(init > 0, values[0], 0.0), 0.0).sum())
     return value, grad
