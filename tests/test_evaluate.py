@@ -97,8 +97,79 @@ def test_evaluate_neg_inf_reward():
     uniform = np.full((6, 13, 2), 0.5)
     assert tnmdp.evaluate(mdp, uniform) == -np.inf
     assert tnmdp.evaluate(mdp, tnmdp.solve(mdp).policy) == 0.0
-    with pytest.raises(ValueError, match="moments are undefined for rewards with -inf"):
-        tnmdp.moments(mdp, uniform)
+    # G = -inf with positive probability: E[G^j] = (-1)^j inf (was: refused)
+    np.testing.assert_array_equal(tnmdp.moments(mdp, uniform, order=3), [-np.inf, np.inf, -np.inf])
+
+
+def avoided_neg_inf_mdp(seed):
+    """A random MDP with -inf rewards on action 0 in states 0-1, a -inf terminal reward in state
+    2, and a policy that never takes action 0 there and never reaches state 2 at the end."""
+    rng = np.random.default_rng(seed)
+    S, A, T = 4, 2, 3
+    P = rng.random((S, A, S))
+    P[:, :, 2] = 0.0  # state 2 is entered by nobody ...
+    P /= P.sum(axis=2, keepdims=True)
+    R = rng.normal(size=(S, A, S))
+    R[:2, 0] = -np.inf
+    terminal = rng.normal(size=S)
+    terminal[2] = -np.inf
+    initial = np.array([0.3, 0.3, 0.0, 0.4])  # ... and starts nowhere near it
+    policy = random_policy(tnmdp.FiniteMDP(P, R, T, initial), seed)
+    policy[:, :2] = [0.0, 1.0]
+    return tnmdp.FiniteMDP(P, R, T, initial, terminal_rewards=terminal), policy
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_moments_with_neg_inf_rewards_the_policy_never_takes(seed):
+    mdp, policy = avoided_neg_inf_mdp(seed)
+    paths = enumerate_returns(mdp, policy)  # zero-probability paths are skipped there
+    prob = np.array([p for p, _, _ in paths])
+    ret = np.array([g for _, g, _ in paths])
+    assert np.isfinite(ret).all() and prob.sum() == pytest.approx(1.0, abs=1e-12)
+    exact = [(prob * ret ** k).sum() for k in (1, 2, 3)]
+    np.testing.assert_allclose(tnmdp.moments(mdp, policy, order=3), exact, rtol=1e-12, atol=1e-13)
+    assert tnmdp.evaluate(mdp, policy) == pytest.approx(exact[0], rel=1e-12, abs=1e-13)
+
+
+@pytest.mark.parametrize("scale", [1e308, -1e308])
+def test_overflowing_rewards_raise_instead_of_nan(scale):
+    # two steps of +-1e308 overflow float64 (was: E[G] = nan with a RuntimeWarning)
+    P = np.full((2, 2, 2), 0.5)
+    R = np.array([[1.0, -1.0], [1.0, 1.0]]) * scale
+    mdp = tnmdp.FiniteMDP(P, R, 3, 0)
+    policy = np.full((3, 2, 2), 0.5)
+    for call in (lambda: tnmdp.evaluate(mdp, policy), lambda: tnmdp.moments(mdp, policy),
+                 lambda: tnmdp.evaluate(mdp, policy, per_state=True)):
+        with pytest.raises(OverflowError, match=r"overflows float64: rewards as large as 1e\+308"):
+            call()
+
+
+def test_atol_is_accepted_where_a_policy_is_read():
+    mdp = random_mdp(2, 3, 2, 4)
+    exact = random_policy(mdp, 2)
+    single = exact.astype(np.float32)  # sums off by ~1e-7: beyond the default 1e-9
+    with pytest.raises(ValueError, match=r"sums to .*, not 1 \(atol=1e-09\)"):
+        tnmdp.evaluate(mdp, single)
+    want = tnmdp.evaluate(mdp, single.astype(np.float64) / single.astype(np.float64).sum(
+        axis=2, keepdims=True))
+    assert tnmdp.evaluate(mdp, single, atol=1e-6) == pytest.approx(want, rel=1e-6)
+    assert tnmdp.moments(mdp, single, 2, atol=1e-6)[0] == pytest.approx(want, rel=1e-6)
+    assert tnmdp.marginals(mdp, single, atol=1e-6).shape == (5, 3)
+    assert tnmdp.sample(mdp, single, 3, rng=0, atol=1e-6).states.shape == (3, 5)
+    tiny, clean = exact.copy(), exact.copy()
+    tiny[0, 0] = [1.0 + 1e-17, -1e-17]  # rounding below zero: within atol, kept as given
+    clean[0, 0] = [1.0, 0.0]
+    assert tnmdp.evaluate(mdp, tiny) == pytest.approx(tnmdp.evaluate(mdp, clean), abs=1e-12)
+    with pytest.raises(ValueError, match=r"atol must be a finite number >= 0, got -1"):
+        tnmdp.evaluate(mdp, exact, atol=-1)
+
+
+def test_sample_uses_small_integer_dtypes():
+    mdp = random_mdp(0, 3, 2, 4)
+    traj = tnmdp.sample(mdp, random_policy(mdp, 0), 5, rng=0)
+    assert traj.states.dtype == np.int8 and traj.actions.dtype == np.int8
+    big = tnmdp.FiniteMDP(np.full((300, 1, 300), 1 / 300), np.zeros((300, 1)), 2, 0)
+    assert tnmdp.sample(big, np.ones((2, 300, 1)), 2, rng=0).states.dtype == np.int16
 
 
 @pytest.mark.parametrize("policy, match", [

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import tnmdp
 from tnmdp import FiniteMDP
 from tnmdp.reference import dense_model
 
@@ -70,7 +71,8 @@ def test_from_joint_marginalises_rewards():
 
 
 BAD_TRANSITIONS = [
-    (np.ones((2, 2)), ValueError, r"transitions must have shape \(S, A, S\)"),
+    (np.ones(4), ValueError, r"transitions must have shape \(S, A, S\), \(S\*A, S\)"),
+    (np.ones((3, 2)), ValueError, r"transitions must have shape \(S, A, S\), \(S\*A, S\)"),
     (np.ones((2, 2, 3)), ValueError, r"expected \(S, A, S\)"),
     (np.ones((4, 2, 2, 2)) / 2, ValueError, r"first axis \(4\) must equal horizon \(3\)"),
     (np.where(np.arange(8).reshape(2, 2, 2) == 3, np.nan, P2), ValueError,
@@ -84,7 +86,7 @@ BAD_TRANSITIONS = [
 
 
 @pytest.mark.parametrize("transitions, error, match", BAD_TRANSITIONS,
-                         ids=["ndim", "shape", "horizon", "nan", "negative", "sum", "sparse-shape"])
+                         ids=["ndim", "rows", "shape", "horizon", "nan", "negative", "sum", "sparse-shape"])
 def test_bad_transitions(transitions, error, match):
     with pytest.raises(error, match=match):
         FiniteMDP(transitions, np.zeros((2, 2)), 3, 0)
@@ -110,7 +112,13 @@ def test_bad_time_dependent_row_names_the_time():
     (dict(initial=[0.5, 0.4]), ValueError, r"initial sums to 0.9, not 1"),
     (dict(initial=[1.5, -0.5]), ValueError, r"initial\[1\] is -0.5"),
     (dict(initial=5), ValueError, r"initial state 5 is outside 0..1"),
-    (dict(initial=[1.0, 0.0, 0.0]), ValueError, r"initial must be a state index or have shape"),
+    (dict(initial=[1.0, 0.0, 0.0]), ValueError,
+     r"initial must be an int state index or a distribution of shape \(S,\) = \(2,\); got shape"),
+    (dict(initial=0.0), TypeError,  # was: "got shape ()"
+     r"initial must be an int state index or a distribution .*; got float 0.0"),
+    (dict(rewards=np.array([[0.0, np.nan], [0, 0]])), ValueError,  # was: "only finite values
+     r"rewards\[0, 1\] is nan; values must be finite or -inf \(nan and \+inf"),  # are not"
+    (dict(initial=[np.nan, 1.0]), ValueError, r"initial\[0\] is nan; values must be finite$"),
     (dict(terminal_rewards=[0.0, np.nan]), ValueError, r"terminal_rewards\[1\] is nan"),
     (dict(discount=1.5), ValueError, r"discount must be a number in \[0, 1\]"),
 ])
@@ -141,3 +149,53 @@ def test_weighted_transitions_share_no_array_with_the_model():
     np.testing.assert_array_equal(P.indptr, before.indptr)
     np.testing.assert_array_equal(P.indices, before.indices)
     np.testing.assert_array_equal(P.data, before.data)
+
+
+def test_dense_s_times_a_rows_are_accepted_like_sparse():
+    flat = P2.reshape(4, 2)  # row s*A + a, as sparse input
+    a = FiniteMDP(flat, np.zeros((2, 2)), 3, 0)
+    b = FiniteMDP(sp.csr_matrix(flat), np.zeros((2, 2)), 3, 0)
+    np.testing.assert_array_equal(a.transition_matrix(0), b.transition_matrix(0).toarray())
+    np.testing.assert_array_equal(a.transition_matrix(0), flat)
+
+
+def test_arrays_are_copied_at_the_boundary():
+    """Editing the caller's arrays after construction changes nothing (was: stored by
+    reference, so an edit skipped validation); stored arrays are read-only."""
+    P, R = P2.copy(), np.zeros((2, 2, 2))
+    initial, terminal = np.array([0.5, 0.5]), np.array([1.0, 2.0])
+    mdp = FiniteMDP(P, R, 3, initial, terminal_rewards=terminal)
+    before = tnmdp.evaluate(mdp, np.full((3, 2, 2), 0.5))
+    P[0, 0] = [7.0, -6.0]
+    R[:] = np.nan
+    initial[:] = [3.0, -2.0]
+    terminal[:] = 100.0
+    assert tnmdp.evaluate(mdp, np.full((3, 2, 2), 0.5)) == before
+    np.testing.assert_array_equal(mdp.transition_matrix(0), P2.reshape(4, 2))
+    for arr in (mdp.transition_matrix(0), mdp.rewards, mdp.initial, mdp.terminal_rewards):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[...] = 0.0
+
+
+def test_mostly_zero_dense_input_is_stored_sparse():
+    """Dense input with at most SPARSE_DENSITY non-zeros (and SPARSE_MIN_SIZE entries) becomes
+    CSR at the boundary; the model is the same (solve agrees with the dense-stored one)."""
+    from tnmdp.model import SPARSE_DENSITY, SPARSE_MIN_SIZE
+
+    S, A = 512, 4
+    assert S * A * S >= SPARSE_MIN_SIZE
+    rng = np.random.default_rng(0)
+    P = np.zeros((S, A, S))
+    for k in range(3):  # 3 successors per row: density 3/512, far below the threshold
+        P[np.arange(S)[:, None], np.arange(A)[None, :], rng.integers(0, S, (S, A))] += 1 / 3
+    R = rng.normal(size=(S, A))
+    sparse_mdp = FiniteMDP(P, R, 5, 0)
+    assert sparse_mdp.is_sparse
+    small = FiniteMDP(np.repeat(np.eye(64)[:, None, :], 4, axis=1), np.zeros((64, 4)), 2, 0)
+    assert not small.is_sparse  # density 1/64, but below SPARSE_MIN_SIZE: kept dense
+    dense_P = np.full((S, A, S), 1.0 / S)
+    assert not FiniteMDP(dense_P, R, 5, 0).is_sparse
+    assert np.count_nonzero(P) <= SPARSE_DENSITY * P.size
+    ref = tnmdp.reference.backward_induction_arrays(P, R, np.eye(S)[0], horizon=5)
+    sol = tnmdp.solve(sparse_mdp, backend="numpy")
+    np.testing.assert_allclose(sol.values, ref[1], rtol=0, atol=1e-12)

@@ -49,8 +49,17 @@ def test_network_structure_and_drawing(tmp_path):
     assert {"M0", "M2", "PI1", "G3", "P0", "END"} <= set(tn.tags)
     assert network.return_mpo(mdp).max_bond() == 2 and network.moment_mpo(mdp, 3).max_bond() == 4
     assert max(t.ndim for t in network.policy_mps(mdp, np.full((3, 7, 2), 0.5))) == 2
-    out = network.draw_network(tn, tmp_path / "net.png", title="T = 3")
+    import matplotlib
+
+    from tnmdp.plotting import draw_network
+
+    backend = matplotlib.get_backend()
+    out = draw_network(tn, tmp_path / "net.png", title="T = 3")
     assert (tmp_path / "net.png").stat().st_size > 10_000 and out == tmp_path / "net.png"
+    assert matplotlib.get_backend() == backend  # tnmdp never switches the user's backend
+    with pytest.warns(DeprecationWarning, match="use tnmdp.plotting.draw_network"):
+        network.draw_network(tn, tmp_path / "old.png")
+    assert (tmp_path / "old.png").stat().st_size > 10_000
 
 
 def test_return_network_rejects_neg_inf():

@@ -220,3 +220,28 @@ def test_actions_of_an_array_policy():
     assert policy.actions.dtype == np.int8
     with pytest.raises(ValueError, match="policy is not deterministic: it has no .actions"):
         tnmdp.Policy.from_array(np.full((2, 2, 3), 1 / 3)).actions
+
+
+def test_returned_arrays_are_read_only_and_inputs_are_copied():
+    mdp = random_mdp(3, 4, 3, 5)
+    sol = tnmdp.solve(mdp)
+    for arr in (sol.values, sol.policy.actions, sol.history):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[...] = 0
+    probs = np.full((5, 4, 3), 1 / 3)
+    policy = tnmdp.Policy.from_array(probs)
+    before = tnmdp.evaluate(mdp, policy)
+    probs[:] = [1.0, 0.0, 0.0]  # was: stored by reference, so this changed the policy
+    assert tnmdp.evaluate(mdp, policy) == before
+    np.testing.assert_array_equal(policy[0], np.full((4, 3), 1 / 3))
+
+
+def test_backend_argument():
+    mdp = tnmdp.models.excursion(40)
+    results = {b: tnmdp.solve(mdp, backend=b) for b in ("auto", "numpy", "numba")}
+    ref = backward_induction(mdp)
+    for b, sol in results.items():
+        np.testing.assert_array_equal(sol.policy.actions, ref.policy.actions, err_msg=b)
+        np.testing.assert_allclose(sol.values, ref.values, rtol=0, atol=1e-12, err_msg=b)
+    with pytest.raises(ValueError, match=r"backend must be one of 'auto', 'numpy', 'numba'; got 'gpu'"):
+        tnmdp.solve(mdp, backend="gpu")

@@ -14,20 +14,34 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from .kernels import backup, matvec, propagate, weighted_sum
+from .kernels import backup, matvec, propagate, small_int_dtype, weighted_sum
 from .local import site_value
+from ._validate import check_mdp, check_policy
 from .model import as_rng
-from .policy import as_policy
 
 __all__ = ["evaluate", "policy_values", "start_values", "moments", "marginals", "sample",
            "Trajectories"]
 
 
-def _check(mdp, policy):
-    from .solve import check_mdp
-
+def _check(mdp, policy, atol=None):
     check_mdp(mdp)
-    return as_policy(policy, mdp)
+    return check_policy(policy, mdp, atol=atol)
+
+
+def _finite_or_raise(value, mdp, what):
+    """``value`` unless float overflow made it ``nan`` or ``+inf`` (rewards are never ``+inf``,
+    so an infinite positive return is an overflow), or ``-inf`` without a ``-inf`` reward."""
+    arr = np.asarray(value)
+    overflow = np.isnan(arr) | np.isposinf(arr)
+    if not mdp.has_neg_inf:
+        overflow |= np.isneginf(arr)
+    if overflow.any():
+        big = max(float(np.abs(np.where(np.isfinite(mdp.rewards), mdp.rewards, 0.0)).max(
+            initial=0.0)), float(np.abs(np.where(np.isfinite(mdp.terminal_rewards),
+                                                mdp.terminal_rewards, 0.0)).max(initial=0.0)))
+        raise OverflowError(f"{what} overflows float64: rewards as large as {big:.3g} in "
+                            "magnitude add up beyond 1.8e308 (rescale the rewards)")
+    return value
 
 
 def start_values(mdp, policy):
@@ -67,7 +81,7 @@ def policy_values(mdp, policy):
     return out
 
 
-def evaluate(mdp, policy, *, per_state=False):
+def evaluate(mdp, policy, *, per_state=False, atol=None):
     """Expected return ``E[G] = <-r| G M |pi>`` of a policy.
 
     Parameters
@@ -81,11 +95,18 @@ def evaluate(mdp, policy, *, per_state=False):
     per_state : bool
         Return ``E[G | s_0 = s]`` for every state (shape ``(S,)``) instead of the expectation
         over ``mdp.initial``.
+    atol : float, optional
+        Tolerance when reading ``policy`` (sums, tiny negative entries); default ``mdp.atol``.
 
     Returns
     -------
     float, or ndarray of shape (S,) with ``per_state=True``
         ``-inf`` when a forbidden (``-inf``) transition has positive probability.
+
+    Raises
+    ------
+    OverflowError
+        When finite rewards add up beyond the float64 range (never a silent ``nan``).
     """
     if getattr(mdp, "continuing", False):
         if per_state:
@@ -93,25 +114,37 @@ def evaluate(mdp, policy, *, per_state=False):
         from .continuing import evaluate_continuing
 
         return evaluate_continuing(mdp, policy)
-    policy = _check(mdp, policy)
-    values = start_values(mdp, policy)
-    return values if per_state else weighted_sum(mdp.initial, values)
+    policy = _check(mdp, policy, atol)
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = start_values(mdp, policy)
+        result = values if per_state else weighted_sum(mdp.initial, values)
+    return _finite_or_raise(result, mdp, "E[G]")
 
 
-def moments(mdp, policy, order=2):
+def moments(mdp, policy, order=2, *, atol=None):
     """Raw moments ``[E[G], E[G^2], ..., E[G^order]]`` of the return.
 
     Parameters
     ----------
     mdp : FiniteMDP
-        Rewards may be stochastic (:meth:`FiniteMDP.from_joint`); ``-inf`` rewards are rejected.
+        Rewards may be stochastic (:meth:`FiniteMDP.from_joint`). ``-inf`` rewards are allowed:
+        moves the policy never makes (probability 0) do not enter; if one is made with
+        positive probability, ``G = -inf`` with positive probability and the moments are
+        ``[-inf, inf, -inf, ...]``.
     policy : Policy or array_like, shape (T, S, A)
     order : int
         Highest moment, ``>= 1``.
+    atol : float, optional
+        Tolerance when reading ``policy``; default ``mdp.atol``.
 
     Returns
     -------
     ndarray, shape (order,)
+
+    Raises
+    ------
+    OverflowError
+        When a moment of finite rewards exceeds the float64 range.
 
     Notes
     -----
@@ -120,13 +153,28 @@ def moments(mdp, policy, order=2):
     ``m_t[j] = sum_a pi sum_i binom(j, i) gamma^(j-i) W_i m_{t+1}[j-i]`` with
     ``W_i = P ⊙ E[r^i | s, a, s']``. Cost ``O(order^2 sum_t nnz(P_t))``.
     """
-    policy = _check(mdp, policy)
+    policy = _check(mdp, policy, atol)
     if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 1:
         raise ValueError(f"order must be an int >= 1, got {order!r}")
-    if mdp.has_neg_inf:
-        raise ValueError("moments are undefined for rewards with -inf entries")
+    masked = mdp.has_neg_inf
+    if masked:
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = weighted_sum(mdp.initial, start_values(mdp, policy))
+        if mean == -np.inf:  # Pr(G = -inf) > 0: E[G^j] = (-1)^j inf
+            return np.array([(-1.0) ** j * np.inf for j in range(1, order + 1)])
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = _moments(mdp, policy, order, masked)
+    return _finite_or_raise(result, mdp, "a moment of G")
+
+
+def _moments(mdp, policy, order, masked):
+    """The moment recursion; with ``masked`` (``-inf`` rewards that occur with probability 0)
+    non-finite entries are zeroed: they sit at states the policy cannot reach, or at actions it
+    never takes, and would otherwise turn ``0 * inf`` into ``nan``."""
     S, A, gamma = mdp.n_states, mdp.n_actions, mdp.discount
     m = np.stack([mdp.terminal_rewards ** j for j in range(order + 1)])  # (order+1, S)
+    if masked:
+        m[~np.isfinite(m)] = 0.0
     built = {}  # W_i per distinct site: built once for stationary models
     for t in range(mdp.horizon - 1, -1, -1):
         probs = policy[t]
@@ -141,14 +189,17 @@ def moments(mdp, policy, order=2):
             acc = np.zeros(S * A)
             for i in range(j + 1):
                 acc += comb(j, i) * gamma ** (j - i) * matvec(weighted[i], m[j - i])
+            if masked:
+                acc[~np.isfinite(acc)] = 0.0
             new[j] = (probs * acc.reshape(S, A)).sum(axis=1)
         m = new
     return m[1:] @ mdp.initial
 
 
-def marginals(mdp, policy):
-    """State marginals ``Pr(s_t = s)`` for ``t = 0..T``, shape ``(T+1, S)``."""
-    policy = _check(mdp, policy)
+def marginals(mdp, policy, *, atol=None):
+    """State marginals ``Pr(s_t = s)`` for ``t = 0..T``, shape ``(T+1, S)``; ``atol`` as for
+    :func:`evaluate`."""
+    policy = _check(mdp, policy, atol)
     out = np.empty((mdp.horizon + 1, mdp.n_states))
     out[0] = mdp.initial
     for t in range(mdp.horizon):
@@ -174,60 +225,64 @@ class Trajectories(NamedTuple):
     returns: np.ndarray
 
 
-_SAMPLERS = {}
-
-
 def _row_sampler(P):
-    """Per-row inverse-CDF tables of an ``(S*A, S)`` operator (cached per operator)."""
-    entry = _SAMPLERS.get(id(P))
-    if entry is not None and entry[0] is P:
-        return entry[1]
+    """Per-row inverse-CDF tables of an ``(S*A, S)`` operator."""
     csr = P if sp.issparse(P) else sp.csr_matrix(P)
     rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
     within = np.cumsum(csr.data) - np.repeat(
         np.concatenate([[0.0], np.cumsum(csr.data)])[csr.indptr[:-1]], np.diff(csr.indptr))
     # keys increase across rows: row r covers (r, r + rowsum]; searchsorted finds the entry
-    table = (rows + within, csr.indices, csr.indptr)
-    if len(_SAMPLERS) > 64:
-        _SAMPLERS.clear()
-    _SAMPLERS[id(P)] = (P, table)
-    return table
+    return rows + within, csr.indices, csr.indptr
 
 
-def _draw_rows(P, rows, u):
-    keys, cols, indptr = _row_sampler(P)
+def _draw_rows(table, rows, u):
+    keys, cols, indptr = table
     hi = indptr[rows + 1] - 1
     k = np.minimum(np.searchsorted(keys, rows + u * (keys[hi] - rows), side="right"), hi)
     return cols[k]
 
 
-def sample(mdp, policy, n, *, rng=None):
+def sample(mdp, policy, n, *, rng=None, atol=None):
     """Sample ``n`` episodes under ``policy``, vectorised over episodes.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    policy : Policy or array_like
+    n : int
+        Number of episodes.
+    rng : None, int or numpy.random.Generator
+    atol : float, optional
+        Tolerance when reading ``policy``; default ``mdp.atol``.
 
     Returns
     -------
     Trajectories
+        States and actions in the smallest integer dtype that holds ``S`` and ``A``.
 
     Notes
     -----
-    Cost ``O(n T log nnz)``; each step draws actions and next states by inverse CDF.
+    Cost ``O(n T log nnz)``; each step draws actions and next states by inverse CDF. The
+    inverse-CDF table of each operator is built once per model (:meth:`FiniteMDP.cached`).
     """
-    policy = _check(mdp, policy)
+    policy = _check(mdp, policy, atol)
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
     rng = as_rng(rng)
     T, A = mdp.horizon, mdp.n_actions
-    states = np.empty((n, T + 1), dtype=np.int64)
-    actions = np.empty((n, T), dtype=np.int64)
+    states = np.empty((n, T + 1), dtype=small_int_dtype(mdp.n_states))
+    actions = np.empty((n, T), dtype=small_int_dtype(A))
     rewards = np.empty((n, T))
-    states[:, 0] = _draw_rows(sp.csr_matrix(mdp.initial[None, :]), np.zeros(n, dtype=np.int64),
-                              rng.random(n))
+    states[:, 0] = _draw_rows(_row_sampler(sp.csr_matrix(mdp.initial[None, :])),
+                              np.zeros(n, dtype=np.int64), rng.random(n))
     for t in range(T):
-        s = states[:, t]
+        s = states[:, t].astype(np.int64)
         cdf = np.cumsum(policy[t][s], axis=1)
         a = np.minimum((cdf < rng.random(n)[:, None] * cdf[:, -1:]).sum(axis=1), A - 1)
         rows = s * A + a
-        s2 = _draw_rows(mdp.transition_matrix(t), rows, rng.random(n))
+        P = mdp.transition_matrix(t)
+        s2 = _draw_rows(mdp.cached(("sampler", id(P)), lambda P=P: _row_sampler(P)), rows,
+                        rng.random(n))
         law = mdp.reward_power_law(t)
         if law is None:
             r = mdp.reward_slice(t)
@@ -240,6 +295,8 @@ def sample(mdp, policy, n, *, rng=None):
             rewards[:, t] = values[k]
         actions[:, t], states[:, t + 1] = a, s2
     discounts = mdp.discount ** np.arange(T)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         returns = rewards @ discounts + mdp.discount ** T * mdp.terminal_rewards[states[:, -1]]
+    if np.isnan(returns).any() or (np.isposinf(returns).any()):
+        _finite_or_raise(np.nan, mdp, "a sampled return")
     return Trajectories(states, actions, rewards, returns)

@@ -1,6 +1,7 @@
 """Local solvers: maximise the objective over one policy site with the rest of the network fixed.
 
-With the environments of site ``t`` contracted, the objective is (DESIGN.md)
+With the environments of site ``t`` contracted, the objective is (Gillman, Rose & Garrahan
+2020, Sect. 4, with the KL term of :mod:`tnmdp.sweep`)
 
     J = const + sum_s left_t[s] sum_a pi_t(a|s) (Q_t(s, a) - tau log(pi_t(a|s) / pi0_t(a|s)))
 

@@ -59,8 +59,8 @@ def _check_real(name, array, *, allow_neg_inf=False):
     if bad.any():
         idx = _first_index(bad)
         raise ValueError(f"{name}{list(idx)} is {array[idx]}; "
-                         + ("nan and +inf are" if allow_neg_inf else "only finite values are")
-                         + " not allowed")
+                         + ("values must be finite or -inf (nan and +inf are not allowed)"
+                            if allow_neg_inf else "values must be finite"))
 
 
 def _identity(x):
@@ -100,6 +100,15 @@ def _from_pydata(transitions):
                 done[id(op)] = pydata_to_scipy(op, name=f"transitions[{t}]")
         return [done[id(op)] for op in transitions]
     return transitions
+
+
+#: Dense transitions with at most this fraction of non-zero entries are stored as CSR: a CSR
+#: product reads ~12 bytes and a random gather per stored entry, a dense one 8 bytes per entry
+#: (``benchmarks/sparse_bandwidth.py``: CSR wins below ~0.3 measured; 0.1 keeps a margin).
+SPARSE_DENSITY = 0.1
+
+#: ...for operators of at least this many entries (``S*A*S``; 8 MB): smaller ones stay dense.
+SPARSE_MIN_SIZE = 2**20
 
 
 class FiniteMDP:
@@ -181,6 +190,10 @@ class FiniteMDP:
                 raise TypeError(f"transitions must be an (S, A, S) or (T, S, A, S) array, a "
                                 f"scipy or pydata sparse (S*A, S) matrix or a sequence of them; "
                                 f"got {type(transitions).__name__}")
+            if dense.ndim == 2 and dense.shape[1] and dense.shape[0] % dense.shape[1] == 0:
+                # (S*A, S), row s*A + a: the layout sparse input uses
+                dense = dense.reshape(dense.shape[1], dense.shape[0] // dense.shape[1],
+                                      dense.shape[1])
             if dense.ndim == 3:
                 ops = [dense]
             elif dense.ndim == 4:
@@ -189,8 +202,8 @@ class FiniteMDP:
                                      f"({dense.shape[0]}) must equal horizon ({T})")
                 ops = list(dense)
             else:
-                raise ValueError(f"transitions must have shape (S, A, S) or (T, S, A, S), or be "
-                                 f"sparse (S*A, S); got shape {dense.shape}")
+                raise ValueError(f"transitions must have shape (S, A, S), (S*A, S) or "
+                                 f"(T, S, A, S), or be sparse (S*A, S); got shape {dense.shape}")
         matrices, shape_sa = [], None
         cache = {}
         for t, op in enumerate(ops):
@@ -239,8 +252,14 @@ class FiniteMDP:
                 s, a, s2 = _first_index(arr < 0)
                 raise ValueError(f"transitions[{where}s={s}, a={a}, s'={s2}] is {arr[s, a, s2]}; "
                                  "probabilities must be >= 0")
-            mat = np.ascontiguousarray(arr, dtype=np.float64).reshape(n_states * n_actions, n_states)
+            # a copy, read-only: editing the caller's array later changes nothing here
+            mat = np.array(arr, dtype=np.float64, order="C").reshape(n_states * n_actions, n_states)
             sums = mat.sum(axis=1)
+            if mat.size >= SPARSE_MIN_SIZE and np.count_nonzero(mat) <= SPARSE_DENSITY * mat.size:
+                mat = sp.csr_array(mat)  # mostly zeros: CSR products are faster (no stored 0s)
+                mat.sort_indices()
+            else:
+                mat.flags.writeable = False
         if n_actions == 0:
             raise ValueError("transitions must have at least one action")
         bad = np.abs(sums - 1.0) > self.atol
@@ -273,8 +292,9 @@ class FiniteMDP:
         # A stride-0 axis (np.broadcast_to) holds one value: keep a single slice.
         index = tuple(slice(0, 1) if (n > 1 and st == 0) else slice(None)
                       for n, st in zip(arr.shape, arr.strides))
-        arr = arr[index]
-        return np.asarray(arr, dtype=np.float64)
+        arr = np.array(arr[index], dtype=np.float64)  # a copy of the compact form
+        arr.flags.writeable = False
+        return arr
 
     def _read_initial(self, initial):
         S = self.n_states
@@ -283,27 +303,35 @@ class FiniteMDP:
                 raise ValueError(f"initial state {initial} is outside 0..{S - 1}")
             vec = np.zeros(S)
             vec[int(initial)] = 1.0
+            vec.flags.writeable = False
             return vec
-        vec = np.asarray(initial, dtype=np.float64)
+        if np.ndim(initial) == 0:
+            raise TypeError(f"initial must be an int state index or a distribution of shape "
+                            f"(S,) = ({S},); got {type(initial).__name__} {initial!r}")
+        vec = np.array(initial, dtype=np.float64)
         if vec.shape != (S,):
-            raise ValueError(f"initial must be a state index or have shape (S,) = ({S},), "
-                             f"got shape {vec.shape}")
+            raise ValueError(f"initial must be an int state index or a distribution of shape "
+                             f"(S,) = ({S},); got shape {vec.shape}")
         _check_real("initial", vec)
         if (vec < 0).any():
             s = int(np.argmax(vec < 0))
             raise ValueError(f"initial[{s}] is {vec[s]}; probabilities must be >= 0")
         if abs(vec.sum() - 1.0) > self.atol:
             raise ValueError(f"initial sums to {vec.sum():.12g}, not 1 (atol={self.atol:g})")
+        vec.flags.writeable = False
         return vec
 
     def _read_terminal(self, terminal):
         if terminal is None:
-            return np.zeros(self.n_states)
-        vec = np.asarray(terminal, dtype=np.float64)
+            vec = np.zeros(self.n_states)
+            vec.flags.writeable = False
+            return vec
+        vec = np.array(terminal, dtype=np.float64)  # a copy, read-only
         if vec.shape != (self.n_states,):
             raise ValueError(f"terminal_rewards must have shape (S,) = ({self.n_states},), "
                              f"got {vec.shape}")
         _check_real("terminal_rewards", vec, allow_neg_inf=True)
+        vec.flags.writeable = False
         return vec
 
     @classmethod
@@ -389,7 +417,7 @@ class FiniteMDP:
         # pickle and deepcopy through the saved state: caches keyed by id() never travel
         from ._npz import mdp_state
 
-        return (type(self)._from_state, (mdp_state(self),))
+        return (FiniteMDP._from_state, (mdp_state(self),))
 
     # ------------------------------------------------------------------ properties
     def __repr__(self):

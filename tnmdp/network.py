@@ -209,45 +209,12 @@ def partition_network(mdp, *, temperature=1.0, reference_policy=None):
     return qtn.TensorNetwork(tensors)
 
 
-def _layout(tn):
-    """Rows: return MPO on top, dynamics in the middle, policy below; time left to right."""
-    rows = {"G": 2.0, "M": 1.0, "COPY": 0.5, "PI": 0.0}
-    fix = {}
-    for tag in tn.tags:
-        for prefix, y in rows.items():
-            if tag.startswith(prefix) and tag[len(prefix):].isdigit():
-                fix[tag] = (float(tag[len(prefix):]), y)
-    n = max((x for x, _ in fix.values()), default=0.0)
-    extra = {"P0": (-1.0, 1.0), "END": (n + 1.0, 1.0), "LEFT": (-1.0, 2.0), "RIGHT": (n + 1.0, 2.0)}
-    fix.update({tag: pos for tag, pos in extra.items() if tag in tn.tags})
-    return fix
-
-
 def draw_network(tn, filename, *, title=None, figsize=(10, 5), **kwargs):
-    """Draw a network to a PNG with index labels (matplotlib Agg backend).
+    """Deprecated: use :func:`tnmdp.plotting.draw_network` (drawing lives with the plotting)."""
+    import warnings
 
-    Parameters
-    ----------
-    tn : quimb.tensor.TensorNetwork
-    filename : str or path-like
-    title : str, optional
-    **kwargs
-        Passed to ``TensorNetwork.draw``.
-    """
-    import matplotlib
+    warnings.warn("tnmdp.network.draw_network is deprecated; use tnmdp.plotting.draw_network",
+                  DeprecationWarning, stacklevel=2)
+    from .plotting import draw_network as draw
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=figsize)
-    ax = fig.add_subplot(111)
-    kwargs.setdefault("show_inds", "all")
-    kwargs.setdefault("show_tags", False)
-    kwargs.setdefault("fix", _layout(tn))
-    tags = kwargs.pop("color", ["PI", "M", "G", "COPY"])
-    tn.draw(color=tags, ax=ax, **kwargs)
-    if title:
-        ax.set_title(title)
-    fig.savefig(filename, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return filename
+    return draw(tn, filename, title=title, figsize=figsize, **kwargs)

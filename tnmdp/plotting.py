@@ -1,7 +1,7 @@
 """Plots of conditioned random walks: sampled trajectories, sweep snapshots, path densities.
 
-matplotlib is imported lazily, with the non-interactive Agg backend, so ``import tnmdp`` never
-pulls it in. The figure functions return the matplotlib ``Figure`` and save it when given a
+matplotlib is imported lazily, so ``import tnmdp`` never pulls it in, and the user's
+backend is left alone (tnmdp never calls ``matplotlib.use``; figures are saved to files). The figure functions return the matplotlib ``Figure`` and save it when given a
 ``filename``; the panel functions draw on an ``Axes`` you pass.
 
 * :func:`trajectory_panel` -- sampled paths (admissible solid blue, failures dashed red), the
@@ -11,6 +11,7 @@ pulls it in. The figure functions return the matplotlib ``Figure`` and save it w
 * :func:`density_panel`, :func:`density_figure` -- path densities ``Pr(x_t = x)`` of conditioned
   walks against the exact (closed-form) density.
 * :func:`plot_walk_demo` -- the figure of ``tnmdp demo ... --plot FILE``.
+* :func:`draw_network` -- a tensor network drawn to a PNG (quimb's ``draw``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from .models.walks import admissible, conditioned_density, walk_positions
 from .solve import solve
 
 __all__ = ["trajectory_panel", "sweep_snapshots", "sweep_figure", "density_panel",
-           "density_figure", "plot_walk_demo", "WALK_CONDITIONS"]
+           "density_figure", "plot_walk_demo", "draw_network", "chain_layout",
+           "WALK_CONDITIONS"]
 
 #: ``floor``/``end`` of the named walks.
 WALK_CONDITIONS = {"excursion": dict(floor=0, end=0), "bridge": dict(end=0),
@@ -30,9 +32,6 @@ WALK_CONDITIONS = {"excursion": dict(floor=0, end=0), "bridge": dict(end=0),
 
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
@@ -313,3 +312,51 @@ def plot_walk_demo(kind, horizon, *, soft=False, filename, n_samples=100, rng=0)
     _save(fig, filename)
     plt.close(fig)
     return fig
+
+
+def chain_layout(tn):
+    """Positions ``{tag: (x, y)}`` for drawing: return MPO on top, dynamics in the middle,
+    policy below; time left to right."""
+    rows = {"G": 2.0, "M": 1.0, "COPY": 0.5, "PI": 0.0}
+    fix = {}
+    for tag in tn.tags:
+        for prefix, y in rows.items():
+            if tag.startswith(prefix) and tag[len(prefix):].isdigit():
+                fix[tag] = (float(tag[len(prefix):]), y)
+    n = max((x for x, _ in fix.values()), default=0.0)
+    extra = {"P0": (-1.0, 1.0), "END": (n + 1.0, 1.0), "LEFT": (-1.0, 2.0), "RIGHT": (n + 1.0, 2.0)}
+    fix.update({tag: pos for tag, pos in extra.items() if tag in tn.tags})
+    return fix
+
+
+def draw_network(tn, filename, *, title=None, figsize=(10, 5), **kwargs):
+    """Draw a network to a PNG with index labels.
+
+    Parameters
+    ----------
+    tn : quimb.tensor.TensorNetwork
+        E.g. from :func:`tnmdp.network.expected_return_network`.
+    filename : str or path-like
+    title : str, optional
+    figsize : tuple of float
+    **kwargs
+        Passed to ``TensorNetwork.draw`` (default: all indices shown, the chain laid out left to
+        right by site, coloured by the tags ``PI``, ``M``, ``G``, ``COPY``).
+
+    Returns
+    -------
+    filename
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)  # no pyplot: no global figure, no backend switch
+    ax = fig.add_subplot(111)
+    kwargs.setdefault("show_inds", "all")
+    kwargs.setdefault("show_tags", False)
+    kwargs.setdefault("fix", chain_layout(tn))
+    tags = kwargs.pop("color", ["PI", "M", "G", "COPY"])
+    tn.draw(color=tags, ax=ax, **kwargs)
+    if title:
+        ax.set_title(title)
+    fig.savefig(filename, dpi=120, bbox_inches="tight")
+    return filename

@@ -50,6 +50,9 @@ class Policy:
     """
 
     def __init__(self, sites, n_states, n_actions):
+        if isinstance(sites, np.ndarray):  # (T, S) actions: handed out read-only
+            sites = sites.view()
+            sites.flags.writeable = False
         self._sites = sites
         self.horizon = len(sites)
         self.n_states, self.n_actions = n_states, n_actions
@@ -70,19 +73,24 @@ class Policy:
 
     @classmethod
     def from_array(cls, probs, *, atol=1e-9):
-        """A policy from a dense ``(T, S, A)`` array of probabilities (validated, not copied
-        more than once)."""
+        """A policy from a dense ``(T, S, A)`` array of probabilities, validated and copied once
+        (read-only): editing ``probs`` afterwards does not change the policy.
+
+        Entries may be negative down to ``-atol`` (rounding, e.g. ``-1e-17``) and each row must
+        sum to 1 within ``atol``; they are kept as given, never clipped or renormalised.
+        """
         probs = np.asarray(probs)
         if probs.ndim != 3:
             raise ValueError(f"policy must have shape (T, S, A), got {probs.shape}")
         if not (np.issubdtype(probs.dtype, np.floating) or np.issubdtype(probs.dtype, np.integer)):
             raise TypeError(f"policy must hold real numbers, got dtype {probs.dtype}")
-        probs = np.asarray(probs, dtype=np.float64)
-        bad = ~np.isfinite(probs) | (probs < 0)
+        probs = np.array(probs, dtype=np.float64)  # a copy: the caller keeps theirs
+        probs.flags.writeable = False
+        bad = ~np.isfinite(probs) | (probs < -atol)
         if bad.any():
             t, s, a = np.argwhere(bad)[0]
             raise ValueError(f"policy[t={t}, s={s}, a={a}] is {probs[t, s, a]}; probabilities "
-                             "must be finite and >= 0")
+                             f"must be finite and >= -atol (atol={atol:g})")
         sums = probs.sum(axis=2)
         off = np.abs(sums - 1.0) > atol
         if off.any():
@@ -292,7 +300,7 @@ class _SoftValueStep:
         return soft_backup(q, log_reference(self.reference, t, q.shape), self.temperature)[1]
 
 
-def as_policy(policy, mdp, *, name="policy"):
+def as_policy(policy, mdp, *, name="policy", atol=None):
     """Validate ``policy`` against ``mdp`` and return a :class:`Policy`.
 
     Parameters
@@ -309,12 +317,17 @@ def as_policy(policy, mdp, *, name="policy"):
     mdp : FiniteMDP
     name : str
         Argument name for error messages.
+    atol : float, optional
+        Tolerance on the sums of probabilities and on negative entries (default the model's,
+        ``mdp.atol``).
 
     Returns
     -------
     Policy
+        Arrays are copied (read-only): editing ``policy`` afterwards changes nothing here.
     """
     T, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
+    atol = mdp.atol if atol is None else atol
     if isinstance(policy, Policy):
         if policy.shape != (T, S, A):
             raise ValueError(f"{name} has shape {policy.shape}; the MDP needs (T, S, A) = "
@@ -340,9 +353,9 @@ def as_policy(policy, mdp, *, name="policy"):
                          f"(T, S) = {(T, S)} or (S,) = ({S},); got dtype {arr.dtype})")
     try:
         if arr.ndim == 2:  # stationary: validate once, share one site
-            site = Policy.from_array(arr[None], atol=mdp.atol).site(0)
+            site = Policy.from_array(arr[None], atol=atol).site(0)
             return Policy([site] * T, S, A)
-        return Policy.from_array(arr, atol=mdp.atol)
+        return Policy.from_array(arr, atol=atol)
     except ValueError as err:
         message = str(err).replace("policy", name, 1)
         if arr.ndim == 2:

@@ -10,6 +10,7 @@ from . import backends
 from .evaluate import start_values
 from .kernels import weighted_sum
 from .local import get_local_solver
+from ._validate import check_mdp, check_reference, check_temperature
 from .model import FiniteMDP, as_rng
 from .policy import Policy, SoftPolicy, as_policy
 from .sweep import STATUS_MESSAGES, soft_site, sweep
@@ -20,7 +21,8 @@ DIRECTIONS = ("backward", "forward", "both")
 
 
 class Solution:
-    """Result of :func:`solve` (same fields for every method); immutable.
+    """Result of :func:`solve` (same fields for every method); immutable (its arrays are
+    read-only).
 
     Attributes
     ----------
@@ -64,6 +66,9 @@ class Solution:
                       success=success, status=status, message=message, mdp=mdp,
                       _value_function=None)
         for name, value in fields.items():
+            if isinstance(value, np.ndarray):  # returned arrays are read-only views
+                value = value.view()
+                value.flags.writeable = False
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name, value):
@@ -73,7 +78,8 @@ class Solution:
     def history(self):
         history = self._history
         if callable(history):
-            history = np.asarray(history())
+            history = np.array(history())
+            history.flags.writeable = False
             object.__setattr__(self, "_history", history)
         return history
 
@@ -152,30 +158,6 @@ class Solution:
         return (f"Solution(expected_return={self.expected_return:.12g}{soft}, "
                 f"n_sweeps={self.n_sweeps}, success={self.success}, message={self.message!r}, "
                 f"policy={self.policy!r})")
-
-
-def check_mdp(mdp):
-    """Raise ``TypeError`` unless ``mdp`` is a :class:`FiniteMDP`; ``ValueError`` if it is
-    continuing (``horizon=None``): the callers need a finite horizon."""
-    if not isinstance(mdp, FiniteMDP):
-        raise TypeError(f"mdp must be a tnmdp.FiniteMDP, got {type(mdp).__name__}")
-    mdp.require_horizon()
-
-
-def check_temperature(temperature):
-    """Validate a temperature ``>= 0`` (finite)."""
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not (
-            np.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
-    return float(temperature)
-
-
-def check_reference(reference_policy, mdp):
-    """Validate ``reference_policy`` (``None`` means uniform) and require full support where the
-    KL divergence must stay finite is the caller's concern."""
-    if reference_policy is None:
-        return None
-    return as_policy(reference_policy, mdp, name="reference_policy")
 
 
 def _initial_sites(initial_policy, mdp, rng):

@@ -9,7 +9,7 @@ Garrahan 2020, Sect. 4). With every site but ``t`` fixed it is linear in ``pi_t`
     acc_t      = E[sum_{t' < t} gamma^t' (r_t' - tau KL_t')]  its reward channel, summed over s
     Q_t        = rbar_t + gamma P_t V_{t+1}                    from the right environment V_{t+1}
 
-(``left_t[:, 1]`` of DESIGN.md enters only through its sum, ``acc_t``.) A sweep visits the sites
+(The reward channel of the left environment enters only through its sum, ``acc_t``.) A sweep visits the sites
 in order, maximises the local problem (:mod:`tnmdp.local`) and moves one site, updating one
 environment with one matrix-vector product -- ``O(nnz(P_t))`` -- as quimb's
 ``MovingEnvironment`` does for DMRG. The environments of the other direction, computed from the
