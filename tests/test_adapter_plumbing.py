@@ -240,6 +240,10 @@ def test_deprecated_names_warn_and_agree():
         warnings.simplefilter("error")
         b = parafac_learn.tlrac(new, grid, discount=0.9, learning_rate=0.02, **kwargs)
     np.testing.assert_array_equal(a.policy.params, b.policy.params)
+    with pytest.warns(DeprecationWarning, match=r"MDPEnvironment\(mode_sizes=...\)"):
+        env = MDPEnvironment(grid, mode_sizes=(4, 4))
+    with pytest.warns(DeprecationWarning, match=r"MDPEnvironment.mode_sizes is deprecated"):
+        assert env.mode_sizes == env.state_shape == (4, 4)
     with pytest.warns(DeprecationWarning, match=r"LearningResult.n_params is deprecated"):
         assert b.n_params == b.n_parameters
     with pytest.raises(TypeError, match=r"tlrpg\(\) got both discount= and its deprecated "

@@ -35,6 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..evaluate import _draw_rows, _row_sampler
+from ._compat import UNSET, deprecated_property, renamed_argument
 
 __all__ = ["TransitionSampler", "MDPEnvironment", "Episodes", "rollout"]
 
@@ -165,7 +166,7 @@ class MDPEnvironment:
     mdp : FiniteMDP
     state_shape : sequence of int, optional
         Factorisation ``(n_0, ..., n_{D-1})`` of the state index (C order); default ``(S,)``.
-        Its product must be ``S``.
+        Its product must be ``S``. ``mode_sizes=`` is a deprecated alias.
 
     Notes
     -----
@@ -174,7 +175,9 @@ class MDPEnvironment:
     sum of sampled rewards has expectation ``tnmdp.evaluate``.
     """
 
-    def __init__(self, mdp, state_shape=None):
+    def __init__(self, mdp, state_shape=None, *, mode_sizes=UNSET):
+        state_shape = renamed_argument("MDPEnvironment", "mode_sizes", "state_shape", mode_sizes,
+                                       UNSET if state_shape is None else state_shape, None)
         self.mdp = _check_mdp(mdp)
         shape = (mdp.n_states,) if state_shape is None else tuple(int(n) for n in state_shape)
         if int(np.prod(shape)) != mdp.n_states:
@@ -184,6 +187,8 @@ class MDPEnvironment:
         self.max_steps = mdp.horizon
         self.discount = mdp.discount
         self.sampler = TransitionSampler(mdp)
+
+    mode_sizes = deprecated_property("mode_sizes", "state_shape")
 
     def _multi(self, flat):
         return np.stack(np.unravel_index(flat, self.state_shape), axis=1)
