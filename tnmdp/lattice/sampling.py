@@ -68,13 +68,17 @@ class ConditionedSamples:
     dt: float | None
 
 
-def _log_mps_values(mps, configs):
-    """``log psi(x)`` for each row of ``configs`` (``-inf`` where ``psi(x) <= 0``)."""
-    n = configs.shape[0]
-    vec = np.ones((n, 1))
-    log_scale = np.zeros(n)
-    for i, a in enumerate(mps):
-        vec = np.einsum("na,anb->nb", vec, a[:, configs[:, i], :])
+def _log_chain(factors):
+    """``log`` of ``1^T M_0[k] M_1[k] ... 1`` per sample ``k`` (``-inf`` where ``<= 0``).
+
+    ``factors``: per site an array ``(n, Dl, Dr)``; the running row vector is rescaled at every
+    site so long chains neither under- nor overflow.
+    """
+    vec, log_scale = None, None
+    for m in factors:
+        if vec is None:
+            vec, log_scale = np.ones((m.shape[0], 1)), np.zeros(m.shape[0])
+        vec = np.einsum("na,nab->nb", vec, m)
         scale = np.abs(vec).max(axis=1)
         scale[scale == 0] = 1.0
         vec = vec / scale[:, None]
@@ -82,22 +86,16 @@ def _log_mps_values(mps, configs):
     value = vec[:, 0]
     with np.errstate(divide="ignore"):
         return np.where(value > 0, log_scale + np.log(np.where(value > 0, value, 1.0)), -np.inf)
+
+
+def _log_mps_values(mps, configs):
+    """``log psi(x)`` for each row of ``configs`` (``-inf`` where ``psi(x) <= 0``)."""
+    return _log_chain(a[:, configs[:, i], :].transpose(1, 0, 2) for i, a in enumerate(mps))
 
 
 def _log_transfer_elements(mpo, y, x):
     """``log P[y_k, x_k]`` for each sample ``k`` (``-inf`` for 0)."""
-    n = x.shape[0]
-    vec = np.ones((n, 1))
-    log_scale = np.zeros(n)
-    for i, w in enumerate(mpo):
-        vec = np.einsum("nb,bcn->nc", vec, w[:, :, y[:, i], x[:, i]])
-        scale = np.abs(vec).max(axis=1)
-        scale[scale == 0] = 1.0
-        vec = vec / scale[:, None]
-        log_scale += np.log(scale)
-    value = vec[:, 0]
-    with np.errstate(divide="ignore"):
-        return np.where(value > 0, log_scale + np.log(np.where(value > 0, value, 1.0)), -np.inf)
+    return _log_chain(w[:, :, y[:, i], x[:, i]].transpose(2, 0, 1) for i, w in enumerate(mpo))
 
 
 def _draw(probs, rng):
