@@ -280,3 +280,17 @@ def test_pydata_sparse_transitions():
         np.testing.assert_allclose(tnmdp.solve(mdp).values, want, rtol=1e-14)
     with pytest.raises(TypeError, match="transitions must"):
         FiniteMDP({"P": P}, R, 4, 0)
+
+
+class HeldPolicy(Policy):
+    """A subclass with state of its own (as a policy held on a cluster): never read site by
+    site when pickled."""
+
+    def site(self, t):
+        raise AssertionError("pickling read the sites of a subclass")
+
+
+def test_policy_subclass_pickles_by_default():
+    held = HeldPolicy(np.zeros((2, 3), dtype=np.int8), 3, 2)
+    again = pickle.loads(pickle.dumps(held))
+    assert type(again) is HeldPolicy and again.shape == held.shape

@@ -8,7 +8,7 @@ A file is a NumPy ``.npz`` archive read with ``allow_pickle=False``. It holds
   between levels (``mdp.rewards``, ``policy.actions``). ``None`` is stored as a zero-size
   array with the key suffix ``"!none"``.
 
-The states are what the classes pickle as, too (``__reduce__``), so pickling, ``deepcopy`` and
+The states are what the classes pickle as, too (``__reduce_ex__``), so pickling, ``deepcopy`` and
 ``save``/``load`` share one tested representation. An MDP's state keeps its compact forms: each
 distinct transition operator once (``op_index[t]`` names the operator of step ``t``), CSR as its
 three arrays, the reward array in its broadcast shape ``(T|1, S|1, A|1, S|1)``.
@@ -71,14 +71,14 @@ def _unflatten(flat):
 def plain_state(value):
     """``value`` with every nested object replaced by its state, recursively.
 
-    Objects are reduced through their ``__reduce__``, which for tnmdp's classes is
+    Objects are reduced through their ``__reduce_ex__``, which for tnmdp's classes is
     ``(cls._from_state, (state,))``; anything else is a ``TypeError``.
     """
     if isinstance(value, dict):
         return {key: plain_state(item) for key, item in value.items()}
     if value is None or isinstance(value, (np.ndarray, np.generic, numbers.Number, str)):
         return value
-    reduced = value.__reduce__()
+    reduced = value.__reduce_ex__(4)
     if not (isinstance(reduced, tuple) and getattr(reduced[0], "__name__", "") == "_from_state"):
         raise TypeError(f"cannot store a {type(value).__name__} in a tnmdp file")
     return plain_state(reduced[1][0])

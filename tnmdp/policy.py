@@ -196,7 +196,11 @@ class Policy:
             return SoftPolicy._from_soft_state(state)
         raise ValueError(f"unknown policy kind {kind!r} in a saved state")
 
-    def __reduce__(self):
+    def __reduce_ex__(self, protocol):
+        # Policy and SoftPolicy travel as their state; a subclass with state of its own (a
+        # policy held on a cluster) pickles as Python does by default
+        if type(self) not in (Policy, SoftPolicy):
+            return super().__reduce_ex__(protocol)
         return (Policy._from_state, (self._state(),))
 
     def __repr__(self):

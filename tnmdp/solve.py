@@ -134,7 +134,9 @@ class Solution:
                    success=bool(state["success"]), status=int(state["status"]),
                    message=str(state["message"]), mdp=mdp)
 
-    def __reduce__(self):
+    def __reduce_ex__(self, protocol):
+        if type(self) is not Solution:  # a subclass pickles as Python does by default
+            return super().__reduce_ex__(protocol)
         return (Solution._from_state, (self._state(),))
 
     def save(self, path):
