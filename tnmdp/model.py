@@ -413,8 +413,11 @@ class FiniteMDP:
             mdp._reward_law = law
         return mdp
 
-    def __reduce__(self):
-        # pickle and deepcopy through the saved state: caches keyed by id() never travel
+    def __reduce_ex__(self, protocol):
+        # pickle and deepcopy through the saved state: caches keyed by id() never travel; a
+        # subclass with state of its own pickles as Python does by default
+        if type(self) is not FiniteMDP:
+            return super().__reduce_ex__(protocol)
         from ._npz import mdp_state
 
         return (FiniteMDP._from_state, (mdp_state(self),))
