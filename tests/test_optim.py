@@ -102,11 +102,13 @@ def test_validation():
                                          r"got 'rmsprop'"):
         make_optimizer("rmsprop", 0.1)
     opt = Adam(0.1)
-    with pytest.raises(ValueError, match=r"grads\['w'\]\[\(1,\)\] is nan; gradients must be finite"):
+    with pytest.raises(ValueError,
+                       match=r"grads\['w'\]\[\(1,\)\] is nan; gradients must be finite"):
         opt.steps({"w": np.array([0.0, np.nan])})
     with pytest.raises(ValueError, match=r"grads\['v'\] has no parameter; params has \['w'\]"):
         opt.step({"w": np.zeros(2)}, {"v": np.zeros(2)})
-    with pytest.raises(ValueError, match=r"grads\['w'\] has shape \(3,\), params\['w'\] has \(2,\)"):
+    with pytest.raises(ValueError,
+                       match=r"grads\['w'\] has shape \(3,\), params\['w'\] has \(2,\)"):
         opt.step({"w": np.zeros(2)}, {"w": np.zeros(3)})
     opt.steps({"w": np.zeros(2)})
     with pytest.raises(ValueError, match=r"optimiser state for it has \(2,\)"):

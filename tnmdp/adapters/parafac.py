@@ -373,7 +373,8 @@ class ParafacPolicy:
         action policy gradient", ICML 2018). Default None: the unclipped Gaussian.
     mean_bounds : (array_like, array_like), optional
         Gaussian: ``(low, high)``, each of shape ``(A,)`` or scalar. When given, the mean is
-        ``mu = m + h tanh((Theta - m) / h)`` with ``m = (low + high) / 2``, ``h = (high - low) / 2``:
+        ``mu = m + h tanh((Theta - m) / h)`` with ``m = (low + high) / 2``,
+        ``h = (high - low) / 2``:
         always inside ``(low, high)``, equal to ``Theta`` to first order near ``m``. Without it an
         unbounded mean can drift far outside the actions the environment accepts, where the
         sampled actions are all clipped to the same bound and the score carries only noise.
