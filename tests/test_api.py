@@ -1,9 +1,12 @@
 """The public face: names, lazy quimb import, the command line."""
 
+import ast
+import importlib
 import os
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -17,18 +20,100 @@ def test_all_names_exist_exactly_once():
         assert hasattr(tnmdp, name), name
 
 
-@pytest.mark.parametrize("module", ["model", "kernels", "local", "policy", "sweep", "solve",
-                                    "evaluate", "reference", "network", "tilted", "cli",
-                                    "plotting", "models", "models.walks", "models.pendulum",
-                                    "models.gridworld", "models.multitask", "adapters.cp",
-                                    "adapters.parafac", "adapters.parafac_learn",
-                                    "adapters.qtensor", "adapters.qtensor_learn",
-                                    "adapters.optim", "adapters.sampling", "adapters.exact"])
-def test_module_all_names_exist(module):
-    mod = __import__(f"tnmdp.{module}", fromlist=["__all__"])
-    assert len(set(mod.__all__)) == len(mod.__all__)
-    for name in mod.__all__:
-        assert hasattr(mod, name), f"tnmdp.{module}.{name}"
+def _modules():
+    """Every module under tnmdp (found on disk, not listed by hand)."""
+    root = Path(tnmdp.__file__).parent
+    names = []
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        names.append((".".join(parts), path))
+    return names
+
+
+MODULES = _modules()
+
+
+@pytest.mark.parametrize("module", [name for name, _ in MODULES if name != "tnmdp.__main__"])
+def test_every_module_imports_and_its_all_names_exist(module):
+    mod = importlib.import_module(module)
+    names = getattr(mod, "__all__", None)
+    assert names is not None, f"{module} has no __all__"
+    assert len(set(names)) == len(names), module
+    for name in names:
+        assert hasattr(mod, name), f"{module}.{name}"
+
+
+def _import_graph():
+    """``{module: set of tnmdp modules it imports}`` from the source (imports at any depth,
+    relative ones resolved); a package's ``__init__`` re-exporting its own children is not an
+    edge."""
+    known = {name for name, _ in MODULES}
+    graph = {}
+    for name, path in MODULES:
+        package = path.name == "__init__.py"
+        base = name.split(".") if package else name.split(".")[:-1]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                stem = base[:len(base) - node.level + 1] if node.level else []
+                module = ".".join(stem + ([node.module] if node.module else []))
+                targets = [module] + [f"{module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for target in targets:
+                while target and target not in known:  # longest known prefix
+                    target = target.rpartition(".")[0]
+                if target and target != name and not (package and target.startswith(name + ".")):
+                    deps.add(target)
+        graph[name] = deps
+    return graph
+
+
+def _cycle(graph):
+    """One import cycle as a list of modules, or ``None`` (iterative depth-first search)."""
+    state = dict.fromkeys(graph, 0)  # 0 new, 1 on the stack, 2 done
+    for start in graph:
+        if state[start]:
+            continue
+        stack, path = [(start, iter(sorted(graph[start])))], [start]
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+            elif state[child] == 1:
+                return path[path.index(child):] + [child]
+            elif state[child] == 0:
+                state[child] = 1
+                stack.append((child, iter(sorted(graph[child]))))
+                path.append(child)
+    return None
+
+
+def test_cycle_finder_finds_a_planted_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_import_graph_has_no_cycle_and_the_oracle_imports_nothing():
+    graph = _import_graph()
+    assert graph["tnmdp.solve"] >= {"tnmdp.sweep", "tnmdp.model"}  # the parser sees imports
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+    assert graph["tnmdp.reference"] == set()  # the oracle reads raw arrays only
+    core = {"tnmdp.model", "tnmdp.policy", "tnmdp.kernels", "tnmdp.environments",
+            "tnmdp.local", "tnmdp.sweep", "tnmdp.solve", "tnmdp.evaluate", "tnmdp._validate"}
+    layers = ("tnmdp.lattice", "tnmdp.adapters", "tnmdp.models", "tnmdp.interop",
+              "tnmdp.distributed", "tnmdp.plotting", "tnmdp.cli")
+    for name in core:
+        above = [d for d in graph[name] if d.startswith(layers)]
+        assert not above, f"{name} imports the layers above it: {above}"
 
 
 def test_import_does_not_import_quimb():
