@@ -254,8 +254,13 @@ def test_marginals_match_flat():
     flat = mdp.to_flat()
     joint = lattice.policy_to_flat(mdp, pi)
     flat_states = tnmdp.marginals(flat, joint)               # (T+1, S)
-    states, actions = lattice.marginals(mdp, pi)
+    states, actions, contexts = lattice.marginals(mdp, pi, contexts=True)
     x = np.array([digits(s, 4, 2) for s in range(16)])
+    ctx = context_index(4, 2)
+    for i, c in itertools.product(range(4), itertools.product(range(2), repeat=3)):
+        mask = np.all(ctx[:, i] == c, axis=1)
+        np.testing.assert_allclose(contexts[:, i][(slice(None),) + c],
+                                   flat_states[:, mask].sum(axis=1), atol=1e-13)
     a = np.array([digits(j, 4, 2) for j in range(16)])
     for i in range(4):
         for v in range(2):
@@ -320,6 +325,7 @@ def test_sweep_is_monotone_and_reaches_a_local_optimum(seed):
     base = flat_value(mdp, sol.policy)
     assert sol.expected_return == pytest.approx(base, rel=EXACT)
     assert sol.history[-1] == pytest.approx(base, rel=EXACT)
+    assert sol.environment_error < 1e-12 * abs(base)
     # no single local decision can be changed for the better (checked on the flat MDP)
     pi = np.array(sol.policy)
     for t, i in itertools.product(range(3), range(3)):

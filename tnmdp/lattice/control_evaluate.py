@@ -152,8 +152,15 @@ def evaluate(mdp, policy, *, max_bond=64, cutoff=1e-14):
     return LatticeEvaluation(value, float(discarded), int(bond), rows)
 
 
-def marginals(mdp, policy, *, max_bond=64, cutoff=1e-14):
+def marginals(mdp, policy, *, max_bond=64, cutoff=1e-14, contexts=False):
     """Per-site state and action probabilities at every time step.
+
+    Parameters
+    ----------
+    mdp, policy, max_bond, cutoff :
+        As :func:`evaluate`.
+    contexts : bool
+        Also return the context probabilities.
 
     Returns
     -------
@@ -161,6 +168,9 @@ def marginals(mdp, policy, *, max_bond=64, cutoff=1e-14):
         ``Pr(x_i(t) = x)``.
     actions : ndarray, shape (T, L, k)
         ``Pr(a_i(t) = a)``.
+    context_probabilities : ndarray, shape (T+1, L, d, d, d)
+        Only with ``contexts=True``: ``Pr(x_{i-1}(t), x_i(t), x_{i+1}(t))`` (missing neighbours
+        read as 0).
 
     Notes
     -----
@@ -172,11 +182,14 @@ def marginals(mdp, policy, *, max_bond=64, cutoff=1e-14):
     T, L, d, k = mdp.horizon, mdp.n_sites, mdp.local_dim, mdp.n_local_actions
     state_marg = np.empty((T + 1, L, d))
     action_marg = np.empty((T, L, k))
+    context_marg = np.empty((T + 1, L, d, d, d))
     for t, p in enumerate(states):
-        rho = cn.context_marginals(p)
+        rho = context_marg[t] = cn.context_marginals(p)
         state_marg[t] = rho.sum(axis=(1, 3))
         if t < T:
             action_marg[t] = np.einsum("iyzu,iyzua->ia", rho, pi[t])
+    if contexts:
+        return state_marg, action_marg, context_marg
     return state_marg, action_marg
 
 

@@ -50,7 +50,7 @@ from .control_evaluate import (check_cutoff, check_max_bond, evaluate, local_rew
 __all__ = ["LatticeSolution", "solve"]
 
 #: Status codes of :class:`LatticeSolution`.
-STATUS_MESSAGES = {0: "converged: a sweep changed the objective by less than tol",
+STATUS_MESSAGES = {0: "converged: a sweep changed the policy or the objective by less than tol",
                    1: "max_sweeps reached before the objective converged",
                    2: "stopped by the callback"}
 
@@ -64,10 +64,10 @@ class LatticeSolution:
     policy : ndarray, shape (T, L, d, d, d, k)
         The optimised local policy (read-only).
     expected_return : float
-        ``E[G]`` of ``policy``, evaluated afresh by :func:`~tnmdp.lattice.evaluate` at the same
-        ``max_bond``.
+        ``E[G]`` of ``policy``, evaluated afresh by a forward contraction (as
+        :func:`~tnmdp.lattice.evaluate`) at the same ``max_bond``.
     soft_value : float or None
-        ``J_tau`` of ``policy`` with ``temperature > 0`` (as reached by the last update);
+        ``J_tau`` of ``policy`` with ``temperature > 0`` (evaluated afresh likewise);
         otherwise ``None``.
     history : ndarray, shape (n_updates,)
         The objective (``E[G]``, or ``J_tau``) after every local update, as computed from the
@@ -78,7 +78,13 @@ class LatticeSolution:
         Wall-clock seconds of every sweep.
     truncation_error : float
         Largest summed discarded weight of the boundary MPS over one sweep (``p_t`` or
-        ``V_t``), plus that of the final evaluation; 0 when the environments were exact.
+        ``V_t``), plus that of the final evaluation; 0 when the environments were exact. The
+        discarded weight is relative to the 2-norm, which a value function ``V_t`` spreads over
+        all ``d^L`` configurations: see ``environment_error`` for its effect on the objective.
+    environment_error : float
+        ``|objective reached by the last sweep (from its environments) - objective of the final
+        policy evaluated forward from p_t|``: the error of the environments where it matters.
+        Of the order of round-off when nothing was truncated.
     max_bond_used : int
     n_sweeps : int
     success : bool
@@ -95,6 +101,7 @@ class LatticeSolution:
     sweep_values: np.ndarray
     sweep_times: np.ndarray
     truncation_error: float
+    environment_error: float
     max_bond_used: int
     n_sweeps: int
     success: bool
@@ -283,7 +290,9 @@ def solve(mdp, *, max_bond=32, max_sweeps=10, tol=1e-9, initial_policy="uniform"
     max_sweeps : int
         Largest number of sweeps (the first backward in time, then alternating).
     tol : float
-        Converged when a sweep changes the objective by at most ``tol * max(1, |objective|)``.
+        Converged when a sweep moves no policy entry by more than ``tol``, or changes the
+        objective by at most ``tol * max(1, |objective|)`` against the previous sweep or the
+        previous sweep in the same time direction.
     initial_policy : {"uniform", "random"} or array_like
         Uniform (over actions with finite reward), random (drawn with ``rng``) or a local policy.
     temperature : float
@@ -332,10 +341,11 @@ def solve(mdp, *, max_bond=32, max_sweeps=10, tol=1e-9, initial_policy="uniform"
     sweeper = _Sweeper(mdp, np.array(pi), allowed, max_bond, cutoff, float(temperature), scope)
     truncation = sweeper.forward_states()
     sweep_values, sweep_times = [], []
-    previous = float(np.sum(sweeper.rows))
+    values = [float(np.sum(sweeper.rows))]
     status = 1
     for sweep in range(max_sweeps):
         start = time.perf_counter()
+        before = sweeper.pi.copy()
         if sweep % 2 == 0:
             discarded, value = sweeper.backward_sweep()
         else:
@@ -349,19 +359,28 @@ def solve(mdp, *, max_bond=32, max_sweeps=10, tol=1e-9, initial_policy="uniform"
         if callback is not None and callback(sweep + 1, value, sweeper.pi.copy()):
             status = 2
             break
-        if abs(value - previous) <= tol * max(1.0, abs(value)):
+        scale = tol * max(1.0, abs(value))
+        # converged: no local tensor moved (a coordinate-wise optimum), or the objective did not
+        # change against the previous sweep or the previous sweep in the same direction (the
+        # two directions see differently truncated environments)
+        if np.abs(sweeper.pi - before).max() <= tol or abs(value - values[-1]) <= scale or (
+                len(values) >= 2 and abs(value - values[-2]) <= scale):
             status = 0
             break
-        previous = value
+        values.append(value)
     policy = sweeper.pi
     policy.flags.writeable = False
-    final = evaluate(mdp, policy, max_bond=max_bond, cutoff=cutoff)
+    truncation += sweeper.forward_states()    # the final policy's objective, from p_t only
+    objective = float(np.sum(sweeper.rows))
+    expected = objective if temperature == 0 else evaluate(
+        mdp, policy, max_bond=max_bond, cutoff=cutoff).value
     history = np.array(sweeper.history)
     history.flags.writeable = False
     return LatticeSolution(
-        policy=policy, expected_return=final.value,
-        soft_value=float(sweep_values[-1]) if temperature > 0 else None,
+        policy=policy, expected_return=expected,
+        soft_value=objective if temperature > 0 else None,
         history=history, sweep_values=np.array(sweep_values), sweep_times=np.array(sweep_times),
-        truncation_error=float(truncation + final.truncation_error),
-        max_bond_used=int(max(sweeper.bond, final.max_bond_used)), n_sweeps=len(sweep_values),
+        truncation_error=float(truncation),
+        environment_error=abs(objective - sweep_values[-1]),
+        max_bond_used=int(sweeper.bond), n_sweeps=len(sweep_values),
         success=status == 0, status=status, message=STATUS_MESSAGES[status])
