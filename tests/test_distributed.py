@@ -319,8 +319,7 @@ def test_worker_killed_mid_solve_is_recomputed_not_wrong(client):
             assert "tnmdp-" in str(err)
             return
     assert was_running, "the solve ended before the worker was killed"
-    client.wait_for_workers(2, timeout=60)
-    assert client.run(os.getpid).get(victim) != pids[victim]  # the victim is gone
+    assert pids[victim] not in client.run(os.getpid).values()  # the victim is gone
     np.testing.assert_allclose(sol.values, serial.values, rtol=RTOL, atol=RTOL)
     # the policy blocks lost with the worker are recomputed from their lineage
     np.testing.assert_array_equal(sol.policy.actions, serial.policy.actions)

@@ -104,9 +104,9 @@ def solve_many(mdps_or_factories, *, client=None, **solve_kwargs):
         from .blocksweep import _get_client
 
         client = _get_client(client)
-        payloads = client.scatter(items, hash=False)  # as data, not inside the task graph
-        futures = [client.submit(solve_one, i, payload, solve_kwargs, pure=False)
-                   for i, payload in enumerate(payloads)]
+        # each model travels inside its task, which Dask can rerun after a worker failure
+        futures = [client.submit(solve_one, i, item, solve_kwargs, pure=False)
+                   for i, item in enumerate(items)]
         return [_unpack(fields) for fields in client.gather(futures)]
     n_workers = min(len(items), len(os.sched_getaffinity(0)))
     if n_workers <= 1:

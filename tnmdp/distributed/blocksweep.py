@@ -38,8 +38,8 @@ __all__ = ["solve", "evaluate", "BlockPolicy"]
 
 # ---------------------------------------------------------------------------- worker side
 def _full(pairs):
-    """``V`` from the value slices ``pair[0]`` of the blocks' results of the previous step (or
-    ``[(terminal,)]``), with the trailing ``0`` the kernels read for padded entries."""
+    """``V`` from the value slices ``pair[0]`` of the blocks' results of the previous step,
+    with the trailing ``0`` the kernels read for padded entries."""
     from .kernels import fill
 
     return fill(np.empty(sum(pair[0].shape[0] for pair in pairs) + 1),
@@ -138,6 +138,15 @@ class _Submitter:
         return self.client.submit(func, *args, key=f"tnmdp-{name}-{self.token}-t{t}-b{b}",
                                   workers=self.where[b], allow_other_workers=True, pure=False)
 
+    def terminal(self, block_mdp):
+        """Futures of ``(V_T, V_T)`` slices per block: tasks holding their data (so Dask can
+        recompute them after a failure; scattered data would be lost with its worker)."""
+        terminal = block_mdp.terminal_rewards
+        zero = not terminal.any()
+        return [self("terminal", block_mdp.horizon, b, _zero_pair, hi - lo) if zero else
+                self("terminal", block_mdp.horizon, b, _as_pair, terminal[lo:hi].copy(),
+                     terminal[lo:hi].copy()) for b, (lo, hi) in enumerate(block_mdp.bounds)]
+
     def step(self, name, t, b, keep, func, *args):
         """Submit ``func(block_b, t, *args) -> (x, y)``; return the future of the pair (the
         next step reads it: one scheduler hop per step) and of ``pair[keep]`` alone (off the
@@ -148,6 +157,15 @@ class _Submitter:
 
 def _as_pair(x, y):
     return x, y
+
+
+def _zero_pair(n):
+    zeros = np.zeros(n)
+    return zeros, zeros
+
+
+def _identity(x):
+    return x
 
 
 def _gather_vector(client, futures, index):
@@ -204,10 +222,9 @@ def solve(block_mdp, client=None, *, temperature=0.0):
     blocks = block_mdp.blocks(client)
     submit = _Submitter(client, blocks, "soft" if temperature > 0 else "argmax")
     gamma, T, B = block_mdp.discount, block_mdp.horizon, block_mdp.n_blocks
-    terminal = client.scatter(np.array(block_mdp.terminal_rewards), broadcast=True,
-                              hash=False)
+    pairs = submit.terminal(block_mdp)
     if temperature == 0:
-        pairs, actions = [client.submit(_as_pair, terminal, terminal, pure=False)], [None] * T
+        actions = [None] * T
         for t in range(T - 1, -1, -1):
             pairs, actions[t] = (list(x) for x in zip(*[
                 submit.step("argmax", t, b, 1, _argmax_step, gamma, pairs) for b in range(B)]))
@@ -215,8 +232,9 @@ def solve(block_mdp, client=None, *, temperature=0.0):
         policy = BlockPolicy(block_mdp, client, sites=actions)
         soft_value, objective = None, weighted_sum(block_mdp.initial, values)
     else:
-        pairs, soft_values = [client.submit(_as_pair, terminal, terminal, pure=False)], [None] * T
-        soft_values[T - 1] = [terminal]
+        soft_values = [None] * T
+        soft_values[T - 1] = [submit("softT", T, b, operator.getitem, pair, 0)
+                              for b, pair in enumerate(pairs)]
         for t in range(T - 1, -1, -1):
             pairs, kept = (list(x) for x in zip(*[
                 submit.step("soft", t, b, 0, _soft_step, gamma, temperature, pairs)
@@ -273,20 +291,15 @@ class BlockPolicy(Policy):
         super().__init__(_Sites(self), block_mdp.n_states, block_mdp.n_actions)
 
     @classmethod
-    def scatter(cls, policy, block_mdp, client):
+    def from_local(cls, policy, block_mdp, client):
         """Split a local policy (Policy or ``(T, S, A)`` array) into the model's row blocks and
-        send each block of sites to the worker holding the model's block."""
+        send each block of sites to the worker holding the model's block (as tasks holding
+        their data, which Dask can rerun after a failure)."""
         policy = as_policy(policy, block_mdp, name="policy")
-        blocks = block_mdp.blocks(client)
-        where = _Submitter(client, blocks, "scatter").where
-        T = block_mdp.horizon
-        sites = [[None] * len(blocks) for _ in range(T)]
-        stored = [policy.site(t) for t in range(T)]
-        for b, (lo, hi) in enumerate(block_mdp.bounds):
-            futures = client.scatter([np.ascontiguousarray(site[lo:hi]) for site in stored],
-                                     workers=where[b], hash=False)
-            for t in range(T):
-                sites[t][b] = futures[t]
+        submit = _Submitter(client, block_mdp.blocks(client), "policy")
+        sites = [[submit("site", t, b, _identity, np.array(policy.site(t)[lo:hi]))
+                  for b, (lo, hi) in enumerate(block_mdp.bounds)]
+                 for t in range(block_mdp.horizon)]
         return cls(block_mdp, client, sites=sites)
 
     def site_futures(self, t):
@@ -371,11 +384,10 @@ def evaluate(block_mdp, policy, client=None):
         client = policy.client
     else:
         client = _get_client(client)
-        policy = BlockPolicy.scatter(policy, block_mdp, client)
+        policy = BlockPolicy.from_local(policy, block_mdp, client)
     blocks = block_mdp.blocks(client)
     submit = _Submitter(client, blocks, "evaluate")
-    terminal = client.scatter(np.array(block_mdp.terminal_rewards), hash=False)
-    v = [client.submit(_as_pair, terminal, None, pure=False)]
+    v = submit.terminal(block_mdp)
     for t in range(block_mdp.horizon - 1, -1, -1):
         sites = policy.site_futures(t)
         v = [submit("value", t, b, _value_step, blocks[b], t, block_mdp.discount, sites[b], v)
