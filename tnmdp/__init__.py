@@ -7,6 +7,7 @@ quimb is imported only where networks are built (:mod:`tnmdp.network`).
 from . import models, reference
 from .chains import classify
 from .stationary import StationaryPolicy
+from .transfer import scgf
 from .distributed import solve_many  # dask is imported only when a cluster is used
 from .evaluate import Trajectories, evaluate, marginals, moments, policy_values, sample
 from .interop import (from_gymnasium, from_mdptoolbox, from_quantecon, to_gymnasium,
@@ -22,7 +23,8 @@ __all__ = ["FiniteMDP", "LocalSolver", "Policy", "Solution", "SweepState", "Traj
            "doob_transform", "evaluate", "event_probability", "log_partition", "marginals", "models", "moments",
            "reference", "sample", "solve", "solve_many",
            "policy_values", "from_gymnasium", "from_mdptoolbox", "from_quantecon", "to_gymnasium",
-           "to_mdptoolbox", "to_quantecon", "classify", "StationaryPolicy"]
+           "to_mdptoolbox", "to_quantecon", "classify", "StationaryPolicy",
+           "scgf"]
 
 __version__ = "0.1.0"
 
