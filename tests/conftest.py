@@ -9,9 +9,18 @@ import scipy.sparse as sp
 import tnmdp
 
 
-def random_mdp(seed, n_states=4, n_actions=3, horizon=5, *, sparse=False, stationary=True,
-               ties=False, reward_form="full", discount=1.0, density=0.6):
-    """A random FiniteMDP.
+def random_mdp(seed, n_states=4, n_actions=3, horizon=5, **kwargs):
+    """A random FiniteMDP (see :func:`random_model`)."""
+    return random_model(seed, n_states, n_actions, horizon, **kwargs)[0]
+
+
+def random_model(seed, n_states=4, n_actions=3, horizon=5, *, sparse=False, stationary=True,
+                 ties=False, reward_form="full", discount=1.0, density=0.6):
+    """A random FiniteMDP and the raw arrays it was built from.
+
+    The arrays (``transitions`` ``(T|1, S, A, S)`` dense, ``rewards`` as drawn, ``initial``,
+    ``terminal``, ``discount``, ``horizon``) are the keyword arguments of
+    :func:`tnmdp.reference.backward_induction_arrays`: an oracle that never reads the model.
 
     ``ties=True`` draws rewards and probabilities on a coarse grid so that actions tie often.
     ``reward_form``: "sa" (S, A), "full" (S, A, S), "arrival" (1, 1, S), "time" (T, 1, 1, S),
@@ -45,8 +54,11 @@ def random_mdp(seed, n_states=4, n_actions=3, horizon=5, *, sparse=False, statio
         transitions = kernels[0] if stationary else np.stack(kernels)
     initial = rng.random(S)
     initial /= initial.sum()
-    return tnmdp.FiniteMDP(transitions, rewards, T, initial, terminal_rewards=draw((S,)),
-                           discount=discount)
+    terminal = draw((S,))
+    arrays = dict(transitions=np.stack(kernels), rewards=rewards.copy(), initial=initial.copy(),
+                  terminal=terminal.copy(), discount=discount, horizon=T)
+    return tnmdp.FiniteMDP(transitions, rewards, T, initial, terminal_rewards=terminal,
+                           discount=discount), arrays
 
 
 def enumerate_returns(mdp, policy):

@@ -7,9 +7,10 @@ from hypothesis import strategies as st
 
 import tnmdp
 from tnmdp.local import LinprogSolver
-from tnmdp.reference import backward_induction, dense_model, soft_backward_induction
+from tnmdp.reference import (backward_induction, backward_induction_arrays, dense_model,
+                             soft_backward_induction, soft_backward_induction_arrays)
 
-from conftest import random_mdp
+from conftest import random_mdp, random_model
 
 mdp_params = st.fixed_dictionaries({
     "seed": st.integers(0, 2**31 - 1),
@@ -33,11 +34,15 @@ def oracle_q(mdp, values_next, t):
 @settings(max_examples=60, deadline=None)
 @given(mdp_params)
 def test_backward_sweep_is_backward_induction(params):
-    mdp = random_mdp(**params)
+    mdp, arrays = random_model(**params)
     sol = tnmdp.solve(mdp)
-    ref = backward_induction(mdp)
-    scale = max(1.0, np.abs(ref.values).max())
-    np.testing.assert_allclose(sol.values, ref.values, rtol=0, atol=1e-12 * scale)
+    ref_actions, ref_values, ref_expected = backward_induction_arrays(**arrays)  # raw arrays
+    ref = backward_induction(mdp)  # the model adaptor gives the same
+    np.testing.assert_array_equal(ref.policy.actions, ref_actions)
+    np.testing.assert_array_equal(ref.values, ref_values)
+    scale = max(1.0, np.abs(ref_values).max())
+    np.testing.assert_allclose(sol.values, ref_values, rtol=0, atol=1e-12 * scale)
+    assert sol.expected_return == pytest.approx(ref_expected, rel=0, abs=1e-12 * scale)
     assert sol.expected_return == pytest.approx(ref.expected_return, rel=0, abs=1e-12 * scale)
     assert sol.success and sol.status == 0 and sol.n_sweeps == 1
     # the policy: identical where the action gap exceeds 1e-9 (ties go to the lowest action)
@@ -118,19 +123,20 @@ def test_linprog_takes_extra_linear_constraints():
 @settings(max_examples=30, deadline=None)
 @given(mdp_params, st.sampled_from([0.3, 1.0, 5.0]), st.booleans())
 def test_soft_backward_sweep_is_soft_dynamic_programming(params, tau, random_reference):
-    mdp = random_mdp(**params)
+    mdp, arrays = random_model(**params)
     T, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
     ref_policy = None
     if random_reference:
         raw = np.random.default_rng(params["seed"]).random((T, S, A)) + 0.05
         ref_policy = raw / raw.sum(axis=2, keepdims=True)
-    value, values, policy = soft_backward_induction(mdp, tau, ref_policy)
+    value, values, policy = soft_backward_induction_arrays(  # the oracle on raw arrays
+        **arrays, temperature=tau, reference_policy=ref_policy)
     sol = tnmdp.solve(mdp, temperature=tau, reference_policy=ref_policy)
     assert sol.soft_value == pytest.approx(value, rel=1e-12, abs=1e-12)
     np.testing.assert_allclose(np.asarray(sol.policy), policy, rtol=1e-10, atol=1e-14)
     assert sol.expected_return == pytest.approx(tnmdp.evaluate(mdp, policy), rel=1e-12, abs=1e-12)
     # the regularised objective never exceeds the hard optimum, and the soft policy is stochastic
-    assert sol.soft_value <= backward_induction(mdp).expected_return + 1e-12
+    assert sol.soft_value <= backward_induction_arrays(**arrays)[2] + 1e-12
     assert not sol.policy.deterministic
 
 
