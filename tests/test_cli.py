@@ -37,7 +37,7 @@ def test_demo_summary_matches_its_samples(kind, soft):
     assert share == 100.0  # the optimal (or conditioned) walk always satisfies the condition
 
 
-def test_convert_solve_info_round_trip(tmp_path):
+def test_convert_solve_info_round_trip(tmp_path, capsys):
     model, solution = tmp_path / "fl.npz", tmp_path / "sol.npz"
     out = run("convert", "gymnasium", "FrozenLake-v1", "--horizon", "30", "--out", str(model))
     assert out.returncode == 0, out.stderr
@@ -55,20 +55,19 @@ def test_convert_solve_info_round_trip(tmp_path):
     info = json.loads(out.stdout)
     assert info["kind"] == "Solution" and info["expected_return"] == oracle
     assert info["n_states"] == 17 and info["reward_kind"] == "full"
-    out = run("solve", str(model), "--horizon", "10", "--discount", "0.9")
-    assert out.returncode == 0, out.stderr
+    assert cli.main(["solve", str(model), "--horizon", "10", "--discount", "0.9"]) == 0
     want = tnmdp.solve(tnmdp.from_gymnasium("FrozenLake-v1", 10, discount=0.9)).expected_return
-    assert f"E[G] = {want:.12g}" in out.stdout
+    assert f"E[G] = {want:.12g}" in capsys.readouterr().out
 
 
-def test_convert_mdptoolbox_forest(tmp_path):
+def test_convert_mdptoolbox_forest(tmp_path, capsys):
     from mdptoolbox.example import forest
     from mdptoolbox.mdp import FiniteHorizon
 
     path = tmp_path / "forest.npz"
-    out = run("convert", "mdptoolbox-forest", "--states", "4", "--horizon", "8", "--discount",
-              "0.95", "--out", str(path))
-    assert out.returncode == 0, out.stderr
+    assert cli.main(["convert", "mdptoolbox-forest", "--states", "4", "--horizon", "8",
+                     "--discount", "0.95", "--out", str(path)]) == 0
+    assert "written to" in capsys.readouterr().out
     P, R = forest(S=4)
     fh = FiniteHorizon(P, R, 0.95, 8)
     fh.run()
@@ -76,37 +75,55 @@ def test_convert_mdptoolbox_forest(tmp_path):
                                rtol=1e-12)
 
 
+def exit_of(args, capsys):
+    """``(status, message)`` of a command that fails (in-process, as the console script)."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(args)
+    code = info.value.code
+    if isinstance(code, str):  # SystemExit(message): Python prints it and exits with 1
+        return 1, code
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, code, message", [
     (["solve", "missing.npz"], 1, "tnmdp solve: error: no such file: missing.npz"),
     (["convert", "gymnasium", "Blackjack-v1", "--horizon", "5", "--out", "x.npz"], 1,
      "tnmdp convert: error: env.observation_space is Tuple"),
+    (["convert", "gymnasium", "NoSuchEnv-v0", "--horizon", "5", "--out", "x.npz"], 1,
+     "tnmdp convert: error: NameNotFound"),
+    (["convert", "gymnasium", "--out", "x.npz"], 1, "gymnasium needs an env id"),
     (["convert", "mdptoolbox-forest", "--out", "x.npz"], 1, "needs --horizon"),
+    (["convert", "gymnasium", "FrozenLake-v1", "--make", "=1", "--out", "x.npz"], 1,
+     "--make takes KEY=VALUE"),
     (["solve"], 2, "the following arguments are required: MODEL.npz"),
+    (["demo", "-T", "0"], 1, "--horizon must be >= 1, got 0"),
     (["bench", "--quick"], 1, "tnmdp bench: removed"),
 ])
-def test_errors_are_one_line_without_traceback(tmp_path, args, code, message):
-    out = run(*args, cwd=tmp_path)
-    assert out.returncode == code
-    assert message in out.stderr
-    assert "Traceback" not in out.stderr
+def test_errors(tmp_path, monkeypatch, capsys, args, code, message):
+    monkeypatch.chdir(tmp_path)
+    status, text = exit_of(args, capsys)
+    assert status == code and message in text
 
 
-def test_bad_file_is_a_clean_error(tmp_path):
+def test_error_as_a_process_is_one_line_without_traceback(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04 truncated")
     out = run("info", str(bad))
     assert out.returncode == 1 and "Traceback" not in out.stderr
-    assert "is not a readable .npz file" in out.stderr
+    assert out.stderr.strip().count("\n") == 0
+    assert "tnmdp info: error:" in out.stderr and "is not a readable .npz file" in out.stderr
 
 
-def test_help_lists_the_commands():
-    out = run("--help")
-    assert out.returncode == 0
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
     for command in ("demo", "solve", "convert", "info"):
-        assert command in out.stdout
-    with pytest.raises(SystemExit) as exit_info:
+        assert command in out
+    with pytest.raises(SystemExit) as info:
         cli.main(["solve", "--help"])
-    assert exit_info.value.code == 0
+    assert info.value.code == 0 and "--horizon" in capsys.readouterr().out
 
 
 def test_bench_never_imports_the_working_directory(tmp_path):
