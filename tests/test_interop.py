@@ -181,6 +181,15 @@ def test_to_gymnasium_passes_check_env_and_agrees_with_evaluate(model):
     assert abs(returns.mean() - tnmdp.evaluate(mdp, tnmdp.solve(mdp).policy)) <= 4 * se
 
 
+def test_to_gymnasium_continuing_model_never_truncates():
+    rng = np.random.default_rng(8)
+    mdp = tnmdp.FiniteMDP(rng.dirichlet(np.ones(3), size=(3, 2)), rng.normal(size=(3, 2)), None,
+                          0, discount=0.9)
+    env = to_gymnasium(mdp)
+    env.reset(seed=0)
+    assert not any(env.step(0)[3] for _ in range(500))
+
+
 def test_to_gymnasium_seeding_and_errors():
     env = to_gymnasium(tnmdp.models.excursion(8))
     first = [env.reset(seed=11)[0]] + [env.step(1)[0] for _ in range(8)]

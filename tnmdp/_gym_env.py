@@ -14,7 +14,8 @@ __all__ = ["FiniteMDPEnv"]
 
 
 class FiniteMDPEnv(gymnasium.Env):
-    """Episodes of a finite MDP: ``T`` steps, then ``truncated=True``.
+    """Episodes of a finite MDP: ``T`` steps, then ``truncated=True`` (a continuing MDP,
+    ``horizon=None``, never ends: wrap it in ``gymnasium.wrappers.TimeLimit``).
 
     Parameters
     ----------
@@ -43,7 +44,7 @@ class FiniteMDPEnv(gymnasium.Env):
     def step(self, action):
         if self._state is None:
             raise RuntimeError("call reset() before step()")
-        if self._t >= self.mdp.horizon:
+        if self.mdp.horizon is not None and self._t >= self.mdp.horizon:
             raise RuntimeError(f"the episode ended after horizon={self.mdp.horizon} steps: "
                                "call reset()")
         if not self.action_space.contains(action):
@@ -64,7 +65,7 @@ class FiniteMDPEnv(gymnasium.Env):
             dist, values = law
             reward = float(self._draw(dist[s, a, nxt], values))
         self._t, self._state = t + 1, nxt
-        truncated = self._t == mdp.horizon
+        truncated = self._t == mdp.horizon  # never for a continuing MDP (horizon None)
         if truncated:
             reward += float(mdp.terminal_rewards[nxt])
         return nxt, reward, False, truncated, {"t": self._t}
