@@ -372,6 +372,51 @@ def test_exp_log_rows_match_libm():
     assert e[-6] == 1.0 and log_total[-6] == np.log(2.0) and inverse[-6] == 0.5
 
 
+def test_exp_log_rows_over_every_binade_of_its_domain():
+    """Every binade of ``[-700, 0]`` (``|d|`` from the smallest subnormal 2^-1074 to 700), 64
+    draws each, and both neighbours of the binade edges: exp within 1 ulp of libm's, log within
+    2 ulp (the kernel is fdlibm's, kept because it vectorises: ~3x libm's scalar calls here)."""
+    rng = np.random.default_rng(1)
+    exponents = np.arange(-1074, 10)
+    mags = (2.0 ** exponents[:, None]) * (1.0 + rng.random((exponents.size, 64)))
+    edges = 2.0 ** exponents
+    mags = np.concatenate([mags.ravel(), edges, np.nextafter(edges, 0), np.nextafter(edges, 1)])
+    d = -mags[(mags <= 700.0) & (mags > 0)]
+    n = d.size
+    e, log_total, inverse = np.empty(n), np.empty(n), np.empty(n)
+    exp_log_rows(d, e, log_total, inverse, n)
+    want = np.exp(d)
+    assert (np.abs(e - want) <= np.spacing(want)).all()
+    total = 1.0 + e
+    assert (np.abs(log_total - np.log(total)) <= 2 * np.spacing(np.log(total)) + 0.0).all()
+    np.testing.assert_array_equal(inverse, 1.0 / total)
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["csr", "dense"])
+def test_two_action_soft_maximum_over_the_double_range(sparse):
+    """Action-value gaps from 1e-300 to 1e300 (and 0, -inf): the compiled two-action soft
+    maximum (fdlibm inside [-700, 0], libm outside) against the numpy soft backup."""
+    S = 128
+    gaps = np.concatenate([[0.0], np.logspace(-300, 300, S - 3), [np.inf, -np.inf]])
+    P = np.zeros((S, 2, S))
+    P[np.arange(S), :, np.arange(S)] = 1.0  # stay: Q(s, a) = r(s, a) + V(s)
+    R = np.stack([np.zeros(S), -gaps], axis=1)
+    R[R == np.inf] = 0.0
+    R[-1] = [-np.inf, -np.inf]  # a dead state
+    mdp = tnmdp.FiniteMDP(sp.csr_matrix(P.reshape(2 * S, S)) if sparse else P, R, 1, 0)
+    backups = fast.SoftBackup(mdp, 1.0)
+    got = backups.site(0, np.zeros(S))
+    want = np.exp(kernels.soft_backup(kernels.backup(mdp, 0, np.zeros(S)),
+                                      np.log(np.full((1, 2), 0.5)), 1.0)[0])
+    np.testing.assert_allclose(got, want, rtol=1e-15, atol=0)  # a few ulp: 1/(1+e) vs exp(z - V)
+    soft = backups.step(0, np.zeros(S))
+    _, want_v = kernels.soft_backup(kernels.backup(mdp, 0, np.zeros(S)),
+                                    np.log(np.full((1, 2), 0.5)), 1.0)
+    np.testing.assert_array_equal(np.isneginf(soft), np.isneginf(want_v))
+    finite = np.isfinite(want_v)
+    np.testing.assert_allclose(soft[finite], want_v[finite], rtol=1e-15, atol=1e-300)
+
+
 @pytest.mark.parametrize("tau", [1.0, 0.01])
 def test_soft_sweep_far_below_exp_floor(tau):
     """Action gaps beyond ``-_EXP_FLOOR`` (exp subnormal or 0) take libm's exp, as numpy."""
