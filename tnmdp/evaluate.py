@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from . import backends
 from .kernels import backup, matvec, propagate, small_int_dtype, weighted_sum
 from .local import site_value
 from ._validate import check_mdp, check_policy
@@ -154,6 +155,7 @@ def moments(mdp, policy, order=2, *, atol=None):
     ``W_i = P ⊙ E[r^i | s, a, s']``. Cost ``O(order^2 sum_t nnz(P_t))``.
     """
     policy = _check(mdp, policy, atol)
+    mdp.require_fixed_length("moments")
     if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 1:
         raise ValueError(f"order must be an int >= 1, got {order!r}")
     masked = mdp.has_neg_inf
@@ -200,6 +202,7 @@ def marginals(mdp, policy, *, atol=None):
     """State marginals ``Pr(s_t = s)`` for ``t = 0..T``, shape ``(T+1, S)``; ``atol`` as for
     :func:`evaluate`."""
     policy = _check(mdp, policy, atol)
+    mdp.require_fixed_length("marginals")
     out = np.empty((mdp.horizon + 1, mdp.n_states))
     out[0] = mdp.initial
     for t in range(mdp.horizon):
@@ -242,7 +245,46 @@ def _draw_rows(table, rows, u):
     return cols[k]
 
 
-def sample(mdp, policy, n, *, rng=None, atol=None):
+#: Time steps per block of uniforms drawn for the compiled sampler (bounds their memory).
+_SAMPLE_BLOCK = 2**14
+
+
+def _sample_compiled(kernel, mdp, policy, rng, states, actions, rewards):
+    """Fill the episodes with the compiled sampler, one call per run of time steps sharing the
+    operator, the reward slice and the policy site (the uniforms drawn as the numpy loop draws
+    them: per step, ``n`` for actions then ``n`` for next states)."""
+    T, n = mdp.horizon, states.shape[0]
+    table = policy._sites if isinstance(policy._sites, np.ndarray) else None  # (T, S) actions
+    time_rewards = mdp.rewards.shape[0] > 1
+
+    def key(t):
+        return (id(mdp.transition_matrix(t)), t if time_rewards else -1,
+                -1 if table is not None else id(policy.site(t)))
+
+    s = states[:, 0].astype(np.int64)
+    no_acts = np.zeros((0, mdp.n_states), dtype=states.dtype)
+    t0 = 0
+    while t0 < T:
+        t1 = t0 + 1
+        while t1 < T and t1 - t0 < _SAMPLE_BLOCK and key(t1) == key(t0):
+            t1 += 1
+        P = mdp.transition_matrix(t0)
+        keys, cols, indptr = mdp.cached(("sampler", id(P)), lambda P=P: _row_sampler(P))
+        if table is not None:
+            acts, cdf = table[t0:t1], np.ones((1, mdp.n_actions))
+        else:
+            site = policy.site(t0)
+            if site.ndim == 1:
+                acts, cdf = site[None], np.ones((1, mdp.n_actions))
+            else:
+                acts, cdf = no_acts, np.cumsum(site, axis=1)
+        reward = np.ascontiguousarray(mdp.reward_slice(t0))
+        u = rng.random((t1 - t0, 2, n))
+        kernel(s, t0, acts, cdf, keys, cols, indptr, reward, u, states, actions, rewards)
+        t0 = t1
+
+
+def sample(mdp, policy, n, *, rng=None, atol=None, backend="auto"):
     """Sample ``n`` episodes under ``policy``, vectorised over episodes.
 
     Parameters
@@ -254,6 +296,10 @@ def sample(mdp, policy, n, *, rng=None, atol=None):
     rng : None, int or numpy.random.Generator
     atol : float, optional
         Tolerance when reading ``policy``; default ``mdp.atol``.
+    backend : {"auto", "numpy", "numba"}
+        The per-step loop in numpy (vectorised over episodes) or compiled
+        (:func:`tnmdp.backends.sampler`; ``"auto"`` from ``n T >= 2^15`` on, deterministic
+        rewards only). Both draw the same uniforms in the same order: the same samples.
 
     Returns
     -------
@@ -266,6 +312,7 @@ def sample(mdp, policy, n, *, rng=None, atol=None):
     inverse-CDF table of each operator is built once per model (:meth:`FiniteMDP.cached`).
     """
     policy = _check(mdp, policy, atol)
+    mdp.require_fixed_length("sample")
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
     rng = as_rng(rng)
@@ -275,7 +322,8 @@ def sample(mdp, policy, n, *, rng=None, atol=None):
     rewards = np.empty((n, T))
     states[:, 0] = _draw_rows(_row_sampler(sp.csr_matrix(mdp.initial[None, :])),
                               np.zeros(n, dtype=np.int64), rng.random(n))
-    for t in range(T):
+    kernel = backends.sampler(mdp, n, backend)
+    for t in range(T) if kernel is None else ():
         s = states[:, t].astype(np.int64)
         cdf = np.cumsum(policy[t][s], axis=1)
         a = np.minimum((cdf < rng.random(n)[:, None] * cdf[:, -1:]).sum(axis=1), A - 1)
@@ -294,6 +342,8 @@ def sample(mdp, policy, n, *, rng=None, atol=None):
             k = np.minimum((cdf_r < rng.random(n)[:, None]).sum(axis=1), len(values) - 1)
             rewards[:, t] = values[k]
         actions[:, t], states[:, t + 1] = a, s2
+    if kernel is not None:
+        _sample_compiled(kernel, mdp, policy, rng, states, actions, rewards)
     discounts = mdp.discount ** np.arange(T)
     with np.errstate(invalid="ignore", over="ignore"):
         returns = rewards @ discounts + mdp.discount ** T * mdp.terminal_rewards[states[:, -1]]

@@ -137,6 +137,15 @@ class FiniteMDP:
         Discount factor ``gamma`` in ``[0, 1]``. Default 1.
     atol : float, optional
         Absolute tolerance on the normalisation of ``transitions`` and ``initial``.
+    stopping : array_like, shape (T,), optional
+        A random episode length ``N``, independent of the trajectory: ``stopping[n-1] =
+        Pr(N = n)``, ``n = 1..T``. The return is ``sum_{t<N} gamma^t r_t + gamma^N
+        terminal(s_N)`` and ``E[G]`` averages over ``N`` too. Implemented as survival weights
+        of the per-site rewards (``Pr(N > t)`` multiplies ``r_t``; ``gamma Pr(N = t+1)``
+        multiplies ``terminal(s_{t+1})`` at site ``t``), so every sweep optimises and evaluates
+        it unchanged; ``terminal_rewards`` then reads 0 (they are paid at the stop), ``rewards``
+        the weighted array with a time axis. Only :func:`tnmdp.solve` and
+        :func:`tnmdp.evaluate` accept such a model.
 
     Warnings
     --------
@@ -154,7 +163,7 @@ class FiniteMDP:
     """
 
     def __init__(self, transitions, rewards, horizon, initial, terminal_rewards=None, *,
-                 discount=1.0, atol=1e-9):
+                 discount=1.0, atol=1e-9, stopping=None):
         if horizon is None:  # a continuing MDP: stationary data only (tnmdp.continuing)
             _check_continuing(transitions, rewards, terminal_rewards)
         self.horizon = None if horizon is None else _check_int("horizon", horizon, 1)
@@ -171,6 +180,51 @@ class FiniteMDP:
         self._reward_law = None
         self._expected_reward_cache = {}
         self._site_cache = {}
+        self.stopping, self._stop_terminal = None, None
+        if stopping is not None:
+            self._apply_stopping(stopping)
+
+    def _apply_stopping(self, stopping):
+        """Random episode length ``N ~ stopping`` (``stopping[n-1] = Pr(N = n)``): the reward of
+        site ``t`` is weighted by ``Pr(N > t)`` and the terminal reward, paid at the stop, by
+        ``gamma Pr(N = t + 1)`` at site ``t`` -- folded into the site's reward when that depends
+        on ``s'``, else into :meth:`expected_reward`."""
+        T, S = self.horizon, self.n_states
+        if T is None:
+            raise ValueError("stopping= needs a finite horizon; a continuing MDP has none")
+        pmf = np.asarray(stopping, dtype=np.float64) if not isinstance(stopping, str) else None
+        if pmf is None or pmf.shape != (T,):
+            raise ValueError(f"stopping must be a (T,) = ({T},) distribution of the episode "
+                             f"length, got {np.shape(stopping) if pmf is not None else stopping!r}")
+        _check_real("stopping", pmf)
+        if (pmf < 0).any():
+            n = int(np.argmax(pmf < 0))
+            raise ValueError(f"stopping[{n}] (Pr(length = {n + 1})) is {pmf[n]}; probabilities "
+                             "must be >= 0")
+        if abs(pmf.sum() - 1.0) > self.atol:
+            raise ValueError(f"stopping sums to {pmf.sum():.12g}, not 1 (atol={self.atol:g})")
+        if self._reward_law is not None:
+            raise ValueError("stopping= is not supported with a stochastic reward law")
+        survival = pmf[::-1].cumsum()[::-1]  # Pr(N > t) = sum_{n > t} pmf[n-1], t = 0..T-1
+        stop = self.discount * pmf  # weight of terminal(s_{t+1}) at site t
+        with np.errstate(invalid="ignore"):
+            w = survival.reshape(T, 1, 1, 1)
+            rewards = np.where(w > 0, w * self._rewards, 0.0)  # 0 * -inf is 0: never reached
+            term = self.terminal_rewards
+            if (term != 0).any() and rewards.shape[3] > 1:
+                tw = stop.reshape(T, 1, 1, 1)
+                rewards = rewards + np.where(tw > 0, tw * term, 0.0)
+            elif (term != 0).any():
+                self._stop_terminal = (stop, term)
+        self._rewards = rewards
+        self.terminal_rewards = np.zeros(S)  # Pr(N > T) = 0: nothing is paid at T
+        self.stopping = pmf
+
+    def require_fixed_length(self, what):
+        """Raise ``ValueError`` if the episode length is random (``stopping=``)."""
+        if self.stopping is not None:
+            raise ValueError(f"{what} needs a fixed episode length; this MDP has a random one "
+                             "(stopping=): only solve and evaluate support it")
 
     # ------------------------------------------------------------------ construction
     def _read_transitions(self, transitions):
@@ -516,6 +570,11 @@ class FiniteMDP:
             rbar = matvec(self.transition_matrix(t), reward[0, 0]).reshape(S, A)
         else:
             rbar = np.asarray(self.weighted_transitions(t, _identity).sum(axis=1)).reshape(S, A)
+        if self._stop_terminal is not None:  # terminal reward paid at a stop after site t
+            from .kernels import matvec
+            weight, term = self._stop_terminal[0][t], self._stop_terminal[1]
+            if weight > 0:
+                rbar = rbar + weight * matvec(self.transition_matrix(t), term).reshape(S, A)
         if len(self._expected_reward_cache) > 4:
             self._expected_reward_cache.clear()
         self._expected_reward_cache[key] = rbar

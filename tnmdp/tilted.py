@@ -332,6 +332,7 @@ def _tilted_sites(mdp, temperature, reference):
 
 def _check_tilt(mdp, temperature, reference_policy):
     check_mdp(mdp)
+    mdp.require_fixed_length("a tilted network (log_partition, doob_transform)")
     temperature = check_temperature(temperature)
     if temperature == 0:
         raise ValueError("temperature must be > 0 for a tilted network, got 0")
