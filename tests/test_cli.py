@@ -135,3 +135,21 @@ def test_bench_never_imports_the_working_directory(tmp_path):
     out = run("bench", cwd=tmp_path)
     assert out.returncode == 1
     assert not (tmp_path / "pwned").exists()
+
+
+def test_info_and_solve_of_continuing_and_time_dependent_models(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    P, R = rng.dirichlet(np.ones(4), size=(4, 2)), rng.normal(size=(4, 2))
+    continuing = tmp_path / "continuing.npz"
+    tnmdp.FiniteMDP(P, R, None, 0, discount=0.9).save(continuing)
+    assert cli.main(["info", str(continuing), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["horizon"] is None and info["n_states"] == 4
+    # a finite horizon over a continuing model's stationary data: the T-step problem
+    assert cli.main(["solve", str(continuing), "--horizon", "6", "--json"]) == 0
+    want = tnmdp.solve(tnmdp.FiniteMDP(P, R, 6, 0, discount=0.9)).expected_return
+    assert json.loads(capsys.readouterr().out)["expected_return"] == want
+    timed = tmp_path / "timed.npz"
+    tnmdp.FiniteMDP(P, rng.normal(size=(3, 4, 2, 4)), 3, 0).save(timed)
+    status, text = exit_of(["solve", str(timed), "--horizon", "5"], capsys)
+    assert status == 1 and "the model is time-dependent (horizon 3)" in text

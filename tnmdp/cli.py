@@ -273,7 +273,7 @@ def _describe(path):
     out = {"file": str(path), "kind": kind}
     if mdp is not None:
         ops = {id(mdp.transition_matrix(t)): mdp.transition_matrix(t)
-               for t in range(mdp.horizon)}
+               for t in range(mdp.horizon or 1)}
         out.update(n_states=mdp.n_states, n_actions=mdp.n_actions, horizon=mdp.horizon,
                    discount=mdp.discount, sparse=mdp.is_sparse,
                    stationary=mdp.stationary_transitions, n_operators=len(ops),
