@@ -12,8 +12,10 @@ Cells (issue 12):
 at ``gamma = 0.95, 0.99, 0.999``. Solvers: tnmdp (``policy_iteration``, ``value_iteration``,
 ``modified_policy_iteration``), QuantEcon ``DiscreteDP.solve`` (policy iteration and modified
 policy iteration with ``epsilon = 1e-8``; the state-action-pair sparse form for (b) and (c)),
-pymdptoolbox (``PolicyIteration``, ``PolicyIterationModified``) and a plain NumPy policy
-iteration (dense only). mdpsolver does not install here (no wheel for this platform/Python).
+pymdptoolbox (``PolicyIteration``, ``PolicyIterationModified``), mdpsolver (modified policy
+iteration with standard and Gauss-Seidel updates, ``tolerance = 1e-8``, one thread; it takes
+nested Python lists, built outside the timed region) and a plain NumPy policy iteration (dense
+only).
 
 Every run is a fresh subprocess (one BLAS thread) that first solves a 50-state instance of the
 cell (imports, numba compilation: untimed), builds the inputs in the solver's own format, times
@@ -132,6 +134,27 @@ def _mdptoolbox(name):
     return prepare, run
 
 
+def _mdpsolver(update):
+    def prepare(P, R, gamma):
+        import mdpsolver
+
+        S, A = R.shape
+        csr = sp.csr_array(P)
+        probs = [[csr.data[csr.indptr[s * A + a]:csr.indptr[s * A + a + 1]].tolist()
+                  for a in range(A)] for s in range(S)]
+        cols = [[csr.indices[csr.indptr[s * A + a]:csr.indptr[s * A + a + 1]].tolist()
+                 for a in range(A)] for s in range(S)]
+        model = mdpsolver.model()
+        model.mdp(discount=gamma, rewards=R.tolist(), tranMatProbs=probs, tranMatColumns=cols)
+        return model
+
+    def run(model):
+        model.solve(algorithm="mpi", update=update, tolerance=ACCURACY, parallel=False,
+                    verbose=False)
+        return np.asarray(model.getPolicy()), 0
+    return prepare, run
+
+
 def _numpy_pi():
     def prepare(P, R, gamma):
         return P, R, gamma
@@ -162,6 +185,8 @@ SOLVERS = {
     "mdptoolbox PI": _mdptoolbox("PolicyIteration"),
     "mdptoolbox MPI": _mdptoolbox("PolicyIterationModified"),
     "NumPy PI": _numpy_pi(),
+    "mdpsolver MPI": _mdpsolver("standard"),
+    "mdpsolver MPI-GS": _mdpsolver("gs"),
 }
 #: (cell -> solvers not started, with the reason): known infeasible at full size
 SKIP = {

@@ -75,7 +75,7 @@ def test_log_partition_over_T_converges_with_one_over_T_correction():
 def test_doob_current_is_derivative_of_scgf(S):
     p, tau = 0.3, 0.8
     mdp = tnmdp.FiniteMDP(*ring(S, p), None, 0)
-    doob = stationary_doob(mdp, tau)
+    doob = tnmdp.doob_transform(mdp, temperature=tau, stationary=True)
     assert doob.continuing and doob.n_actions == 1 and doob.discount == 1
     current = tnmdp.evaluate(doob, np.zeros(S, dtype=int))
     b = 1 / tau

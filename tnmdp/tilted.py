@@ -451,7 +451,7 @@ def event_probability(mdp, policy, *, log=False, atol=None):
     return value if log else float(np.exp(value))
 
 
-def doob_transform(mdp, *, temperature=1.0, reference_policy=None):
+def doob_transform(mdp, *, temperature=1.0, reference_policy=None, stationary=False):
     """The reference process tilted by (conditioned on) the return: a one-action MDP.
 
     Parameters
@@ -461,6 +461,10 @@ def doob_transform(mdp, *, temperature=1.0, reference_policy=None):
         ``tau > 0``.
     reference_policy : Policy or array_like (T, S, A), optional
         ``pi0``; uniform by default.
+    stationary : bool
+        For a continuing ``mdp`` (``horizon=None``, ``discount == 1``): the stationary Doob
+        process of the long-time limit, :func:`tnmdp.transfer.stationary_doob` (then
+        ``reference_policy`` is stationary, ``(S, A)``).
 
     Returns
     -------
@@ -496,6 +500,10 @@ def doob_transform(mdp, *, temperature=1.0, reference_policy=None):
     >>> bool((paths.states >= 6).all() and (paths.states[:, -1] == 6).all())
     True
     """
+    if stationary:
+        from .transfer import stationary_doob
+
+        return stationary_doob(mdp, temperature, reference_policy)
     sites = _check_tilt(mdp, temperature, reference_policy)
     T, S = mdp.horizon, mdp.n_states
     simple_rewards = mdp.rewards.shape[2] == 1 and mdp.reward_power_law(0) is None
