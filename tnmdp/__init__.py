@@ -5,6 +5,7 @@ quimb is imported only where networks are built (:mod:`tnmdp.network`).
 """
 
 from . import models, reference
+from . import continuing  # installs the continuing-MDP dispatch of solve and evaluate
 from .chains import classify
 from .stationary import StationaryPolicy
 from .transfer import scgf
@@ -24,7 +25,7 @@ __all__ = ["FiniteMDP", "LocalSolver", "Policy", "Solution", "SweepState", "Traj
            "reference", "sample", "solve", "solve_many",
            "policy_values", "from_gymnasium", "from_mdptoolbox", "from_quantecon", "to_gymnasium",
            "to_mdptoolbox", "to_quantecon", "classify", "StationaryPolicy",
-           "scgf"]
+           "scgf", "continuing"]
 
 __version__ = "0.1.0"
 

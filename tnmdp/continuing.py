@@ -558,3 +558,16 @@ def evaluate_continuing(mdp, policy):
 
         return weighted_sum(mdp.initial, average_reward(mdp, policy).gain)
     return weighted_sum(mdp.initial, discounted_values(mdp, policy))
+
+
+def _install():
+    """Make :func:`tnmdp.solve` and :func:`tnmdp.evaluate` dispatch continuing MDPs here (they
+    hold hooks instead of importing this module: dependencies point one way)."""
+    from . import evaluate as evaluate_module
+    from . import solve as solve_module
+
+    solve_module.continuing_solver = solve_continuing
+    evaluate_module.continuing_evaluator = evaluate_continuing
+
+
+_install()

@@ -162,6 +162,16 @@ class Solution:
                 f"policy={self.policy!r})")
 
 
+def _no_continuing(mdp, *args, **kwargs):
+    raise ValueError("continuing MDPs (horizon=None) are solved by tnmdp.continuing, which is "
+                     "not imported (import tnmdp does it)")
+
+
+#: The solver of continuing MDPs (``horizon=None``): :func:`tnmdp.continuing.solve_continuing`,
+#: installed when that module is imported (so that solve does not import the layer above it).
+continuing_solver = _no_continuing
+
+
 def _initial_sites(initial_policy, mdp, rng):
     T, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
     if isinstance(initial_policy, str):
@@ -238,9 +248,7 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
     1.0
     """
     if isinstance(mdp, FiniteMDP) and mdp.continuing:  # stationary policies
-        from .continuing import solve_continuing
-
-        return solve_continuing(mdp, method, tol, max_sweeps,
+        return continuing_solver(mdp, method, tol, max_sweeps,
                                 direction=direction, local_solver=local_solver,
                                 temperature=temperature, reference_policy=reference_policy,
                                 initial_policy=initial_policy, callback=callback,
