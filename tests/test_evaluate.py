@@ -193,3 +193,27 @@ def test_bad_sample_and_moment_arguments():
         tnmdp.moments(mdp, policy, order=0)
     with pytest.raises(TypeError, match="rng must be None, an int or a numpy.random.Generator"):
         tnmdp.sample(mdp, policy, 3, rng="seed")
+
+
+@pytest.mark.parametrize("policy_kind", ["deterministic", "shared", "per-step", "int-sites"])
+@pytest.mark.parametrize("make", [
+    lambda: random_mdp(4, 5, 3, 7, sparse=True, stationary=False, reward_form="time"),
+    lambda: random_mdp(5, 4, 2, 6, reward_form="full"),
+    lambda: tnmdp.models.excursion(12, hard=True)], ids=["sparse-time", "dense-full", "walk"])
+def test_compiled_sampler_draws_the_numpy_samples(make, policy_kind):
+    """Same seed, same uniforms in the same order: the compiled loop gives the numpy loop's
+    episodes exactly, whatever the storage of the policy."""
+    mdp = make()
+    T, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
+    rng = np.random.default_rng(3)
+    policy = {"deterministic": lambda: tnmdp.Policy.from_actions(rng.integers(0, A, (T, S)), A),
+              "shared": lambda: tnmdp.Policy.uniform(T, S, A),
+              "per-step": lambda: random_policy(mdp, 3),
+              "int-sites": lambda: tnmdp.Policy([rng.integers(0, A, S)] * T, S, A)}[policy_kind]()
+    a = tnmdp.sample(mdp, policy, 200, rng=11, backend="numpy")
+    b = tnmdp.sample(mdp, policy, 200, rng=11, backend="numba")
+    for name, x, y in zip(a._fields, a, b):
+        assert x.dtype == y.dtype, name
+        np.testing.assert_array_equal(x, y, err_msg=name)
+    with pytest.raises(ValueError, match="backend must be one of 'auto', 'numpy', 'numba'"):
+        tnmdp.sample(mdp, policy, 2, backend="c")

@@ -82,6 +82,17 @@ def policy_values(mdp, policy):
     return out
 
 
+def _no_continuing(mdp, policy):
+    raise ValueError("continuing MDPs (horizon=None) are evaluated by tnmdp.continuing, which "
+                     "is not imported (import tnmdp does it)")
+
+
+#: The evaluator of stationary policies of continuing MDPs (``horizon=None``):
+#: :func:`tnmdp.continuing.evaluate_continuing`, installed when that module is imported (so that
+#: evaluate does not import the layer above it).
+continuing_evaluator = _no_continuing
+
+
 def evaluate(mdp, policy, *, per_state=False, atol=None):
     """Expected return ``E[G] = <-r| G M |pi>`` of a policy.
 
@@ -112,9 +123,7 @@ def evaluate(mdp, policy, *, per_state=False, atol=None):
     if getattr(mdp, "continuing", False):
         if per_state:
             raise ValueError("per_state=True needs a finite horizon (mdp is continuing)")
-        from .continuing import evaluate_continuing
-
-        return evaluate_continuing(mdp, policy)
+        return continuing_evaluator(mdp, policy)
     policy = _check(mdp, policy, atol)
     with np.errstate(over="ignore", invalid="ignore"):
         values = start_values(mdp, policy)
@@ -254,20 +263,26 @@ def _sample_compiled(kernel, mdp, policy, rng, states, actions, rewards):
     operator, the reward slice and the policy site (the uniforms drawn as the numpy loop draws
     them: per step, ``n`` for actions then ``n`` for next states)."""
     T, n = mdp.horizon, states.shape[0]
-    table = policy._sites if isinstance(policy._sites, np.ndarray) else None  # (T, S) actions
-    time_rewards = mdp.rewards.shape[0] > 1
-
-    def key(t):
-        return (id(mdp.transition_matrix(t)), t if time_rewards else -1,
-                -1 if table is not None else id(policy.site(t)))
-
+    sites = policy._sites
+    table = sites if isinstance(sites, np.ndarray) else None  # (T, S) actions
+    steps = np.arange(T)
+    # run boundaries: where the operator, the reward slice or the stored site changes
+    changes = steps[1:] % _SAMPLE_BLOCK == 0
+    if not mdp.stationary_transitions:
+        ids = np.array([id(mdp.transition_matrix(t)) for t in range(T)])
+        changes |= ids[1:] != ids[:-1]
+    if mdp.rewards.shape[0] > 1:
+        changes[:] = True
+    if table is None:
+        if isinstance(sites, list):  # stored sites: shared objects form runs
+            ids = np.array([id(site) for site in sites])
+            changes |= ids[1:] != ids[:-1]
+        else:  # computed on demand (a soft policy): one site at a time
+            changes[:] = True
+    starts = np.concatenate([[0], steps[1:][changes], [T]])
     s = states[:, 0].astype(np.int64)
     no_acts = np.zeros((0, mdp.n_states), dtype=states.dtype)
-    t0 = 0
-    while t0 < T:
-        t1 = t0 + 1
-        while t1 < T and t1 - t0 < _SAMPLE_BLOCK and key(t1) == key(t0):
-            t1 += 1
+    for t0, t1 in zip(starts[:-1].tolist(), starts[1:].tolist()):
         P = mdp.transition_matrix(t0)
         keys, cols, indptr = mdp.cached(("sampler", id(P)), lambda P=P: _row_sampler(P))
         if table is not None:
@@ -281,7 +296,6 @@ def _sample_compiled(kernel, mdp, policy, rng, states, actions, rewards):
         reward = np.ascontiguousarray(mdp.reward_slice(t0))
         u = rng.random((t1 - t0, 2, n))
         kernel(s, t0, acts, cdf, keys, cols, indptr, reward, u, states, actions, rewards)
-        t0 = t1
 
 
 def sample(mdp, policy, n, *, rng=None, atol=None, backend="auto"):

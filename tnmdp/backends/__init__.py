@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import scipy.sparse as sp
 
-__all__ = ["BACKENDS", "MIN_WORK", "MAX_ROW_NNZ", "worthwhile", "select", "compiled"]
+__all__ = ["BACKENDS", "MIN_WORK", "MAX_ROW_NNZ", "MIN_SAMPLE_WORK", "worthwhile", "select",
+           "compiled", "sampler"]
 
 #: Valid values of ``backend``.
 BACKENDS = ("auto", "numpy", "numba")
@@ -81,6 +82,27 @@ def select(mdp, backend="auto"):
             raise ImportError("backend='numba' needs numba (pip install numba)")
         return "numba"
     return "numba" if worthwhile(mdp) and _numba_available() else "numpy"
+
+
+#: ``sample`` uses the compiled sampler from this many episode-steps (``n T``) on.
+MIN_SAMPLE_WORK = 2**15
+
+
+def sampler(mdp, n_episodes, backend="auto"):
+    """The compiled sampler :func:`tnmdp.backends.numba.sampling.sample_steps`, or ``None`` for
+    the numpy one: ``"auto"`` compiles from :data:`MIN_SAMPLE_WORK` episode-steps on, for
+    deterministic rewards (stochastic reward laws stay on numpy)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; "
+                         f"got {backend!r}")
+    if backend == "numpy" or mdp.reward_power_law(0) is not None:
+        return None
+    if backend == "auto" and (n_episodes * mdp.horizon < MIN_SAMPLE_WORK
+                              or not _numba_available()):
+        return None
+    from .numba.sampling import sample_steps
+
+    return sample_steps
 
 
 def compiled(mdp, backend="auto"):
