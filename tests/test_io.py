@@ -117,6 +117,19 @@ def test_solution_round_trips_before_history_is_read(name, sol, tmp_path):
         _same_model(sol.mdp, other.mdp)
 
 
+def test_soft_solution_file_holds_the_model_once(tmp_path):
+    sol = SOLUTIONS[1][1]
+    assert isinstance(sol.policy, tnmdp.policy.SoftPolicy)
+    path = tmp_path / "soft.npz"
+    sol.save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        assert any(name.startswith("mdp.") for name in npz.files)
+        assert not any(name.startswith("policy.mdp.") for name in npz.files)
+    again = Solution.load(path)
+    assert again.policy._sites.mdp is again.mdp
+    _same_solution(sol, again)
+
+
 def test_soft_policy_saved_as_checkpoints(tmp_path, monkeypatch):
     """A soft policy whose values are kept at sqrt(T) checkpoints pickles and saves only the
     checkpoints, and recomputes the same sites after loading."""

@@ -125,7 +125,10 @@ class Solution:
     def _from_state(cls, state):
         from ._npz import revive
 
-        policy, mdp = revive(state["policy"], Policy), revive(state["mdp"], FiniteMDP)
+        mdp, policy = revive(state["mdp"], FiniteMDP), state["policy"]
+        if isinstance(policy, dict) and policy.get("shared_mdp"):  # a soft policy of this model
+            policy = dict(policy, mdp=mdp)
+        policy = revive(policy, Policy)
         soft = state["soft_value"]
         return cls(policy=policy, expected_return=float(state["expected_return"]),
                    values=np.asarray(state["values"]),
@@ -145,7 +148,12 @@ class Solution:
         values and history. Read back with :meth:`Solution.load`."""
         from ._npz import plain_state, save_state
 
-        save_state(path, "Solution", plain_state(self._state()))
+        state = plain_state(self._state())
+        policy = state["policy"]
+        if isinstance(self.policy, SoftPolicy) and policy.get("mdp") is not None and \
+                self.mdp is not None and self.policy._sites.mdp is self.mdp:
+            state["policy"] = dict(policy, mdp=None, shared_mdp=True)  # the model once
+        save_state(path, "Solution", state)
 
     @classmethod
     def load(cls, path):
