@@ -58,20 +58,12 @@ def matvec(P, x):
     return out
 
 
-_TRANSPOSES = {}
-
-
-def rmatvec(P, w):
-    """``P^T @ w`` for ``P`` of shape ``(S*A, S)`` and finite ``w`` of shape ``(S*A,)``."""
+def rmatvec(P, w, transposed=None):
+    """``P^T @ w`` for ``P`` of shape ``(S*A, S)`` and finite ``w`` of shape ``(S*A,)``;
+    ``transposed`` is ``P.T`` as CSR when the caller keeps one (a CSR product over rows is
+    faster than scipy's transposed product)."""
     if sp.issparse(P):
-        key = id(P)
-        entry = _TRANSPOSES.get(key)
-        if entry is None or entry[0] is not P:
-            if len(_TRANSPOSES) > 64:
-                _TRANSPOSES.clear()
-            entry = (P, P.T.tocsr())
-            _TRANSPOSES[key] = entry
-        return entry[1] @ w
+        return (P.T.tocsr() if transposed is None else transposed) @ w
     return w @ P
 
 
@@ -126,7 +118,10 @@ def propagate(mdp, t, weights):
     -------
     ndarray, shape (S,)
     """
-    return rmatvec(mdp.transition_matrix(t), weights.reshape(-1))
+    P = mdp.transition_matrix(t)
+    transposed = mdp.cached(("transpose", id(P)), lambda: P.T.tocsr()) if sp.issparse(P) \
+        else None  # kept by the model, built once
+    return rmatvec(P, weights.reshape(-1), transposed)
 
 
 def greedy(q):
