@@ -76,8 +76,9 @@ def from_gymnasium(env, horizon=None, *, discount=1.0, initial=None, **make_kwar
         ``S + 1`` states: the env's states ``0..S-1`` (observation ``o`` is state
         ``o - observation_space.start``) and one absorbing state ``S`` with zero reward. A
         transition with ``terminated=True`` goes to state ``S`` and keeps its reward, so the
-        episode's return is the env's. Transitions are CSR; duplicate entries of ``P[s][a]``
-        (slippery FrozenLake lists some twice) are summed. Rewards are ``(S+1, A)`` when they
+        episode's return is the env's. Duplicate entries of ``P[s][a]`` (slippery FrozenLake
+        lists some twice) are summed; transitions are CSR (dense when the reward law is kept:
+        :meth:`FiniteMDP.from_joint` takes a dense ``(S, A, S, K)`` law). Rewards are ``(S+1, A)`` when they
         depend on ``(s, a)`` only, otherwise ``(S+1, A, S+1)`` (exactly ``R(s, a, s')``); where
         one ``(s, a, s')`` lists several rewards the reward law is kept
         (:meth:`FiniteMDP.from_joint`).
