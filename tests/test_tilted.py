@@ -346,3 +346,33 @@ def test_event_probability_reads_the_policy_with_atol():
     got = event_probability(mdp, policy, atol=1e-6)
     exact = event_probability(mdp, policy / policy.sum(axis=2, keepdims=True, dtype=float))
     assert got == pytest.approx(exact, rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("width", ["narrow", "wide"])
+def test_tilted_backends_agree_with_the_log_space_oracle(backend, width):
+    # narrow sites (<= 32 entries per state) step by slots of logaddexp, wide ones by a per-row
+    # pass (compiled with backend="numba"); the Doob kernel is compiled with "numba"
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(11)
+    S, A, T, tau = 30, 2, 6, 1e-3
+    keep = rng.random((S, A, S)) < (0.1 if width == "narrow" else 0.9)
+    keep[:, :, 0] = True
+    P = rng.random((S, A, S)) * keep
+    P /= P.sum(axis=2, keepdims=True)
+    R = rng.normal(scale=1e3, size=(S, 1, S))  # no action dependence: the Doob chain keeps R
+    R[3, 0, 5] = -np.inf
+    mdp = tnmdp.FiniteMDP(sp.csr_array(P.reshape(S * A, S)), R, T, 0)
+    R = np.broadcast_to(R, (S, A, S))
+    ref = np.full((T, S, A), 0.5)
+    exact = log_space_dp(P, R, mdp.initial, tau, np.log(ref))
+    got = tnmdp.log_partition(mdp, temperature=tau, backend=backend)
+    assert got == pytest.approx(exact, rel=1e-12)
+    doob = tnmdp.doob_transform(mdp, temperature=tau / 1e3, backend=backend)
+    plain = tnmdp.doob_transform(mdp, temperature=tau / 1e3, backend="numpy")
+    for t in range(T):
+        np.testing.assert_allclose(doob.transition_matrix(t).toarray(),
+                                   plain.transition_matrix(t).toarray(), rtol=1e-12, atol=1e-300)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        tnmdp.log_partition(mdp, backend="gpu")

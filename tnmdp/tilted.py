@@ -52,6 +52,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from . import backends
 from ._validate import check_mdp, check_policy, check_reference, check_temperature
 from .kernels import log_reference
 from .model import FiniteMDP
@@ -61,6 +62,12 @@ __all__ = ["log_partition", "log_h_functions", "doob_transform", "event_probabil
 
 #: Dense rows whose globally shifted product is below this are recomputed with their own shift.
 _RESCUE = 1e-250
+
+_NO_ENTRIES = np.empty(0)
+
+#: Sparse sites with at most this many stored entries per state step by vectorised
+#: ``logaddexp`` over slots (SIMD ``exp``/``log``); wider ones by a per-row pass.
+ELL_WIDTH = 32
 
 
 def _log_sum_rows(log_terms, axis=-1):
@@ -114,14 +121,36 @@ class _Site:
         Per-entry exponents ``log E[w(r) | s, a, s']`` aligned with ``P.data``.
     row_log_reference : ndarray, shape (S*A,)
         ``log pi0(a|s)`` alone (the kernel of states that the tilt leaves dead).
+    kernels : module or None
+        :mod:`tnmdp.backends.numba.tilted` for CSR sites on the compiled backend.
     """
 
-    __slots__ = ("P", "row_log", "col_log", "entry_log", "n_actions", "row_log_reference")
+    __slots__ = ("P", "row_log", "col_log", "entry_log", "n_actions", "row_log_reference",
+                 "kernels", "_log_data", "_ell")
 
-    def __init__(self, P, row_log, col_log, entry_log, n_actions, row_log_reference):
+    def __init__(self, P, row_log, col_log, entry_log, n_actions, row_log_reference, kernels):
         self.P, self.row_log, self.col_log = P, row_log, col_log
         self.entry_log, self.n_actions = entry_log, n_actions
         self.row_log_reference = row_log_reference
+        self.kernels = kernels if sp.issparse(P) else None
+        self._log_data = None
+        self._ell = False
+
+    @property
+    def log_data(self):
+        """``log`` of the stored entries of ``P`` (CSR sites), computed once."""
+        if self._log_data is None:
+            with np.errstate(divide="ignore"):
+                self._log_data = np.log(self.P.data)
+        return self._log_data
+
+    @property
+    def compiled(self):
+        """True when the compiled CSR loops run this site."""
+        return self.kernels is not None
+
+    def _entry_log_or_empty(self):
+        return _NO_ENTRIES if self.entry_log is None else self.entry_log
 
     def exponents(self, log_h_next):
         """``x[s'] = log h_{t+1}(s') (+ arrival exponent)``, shape (S,)."""
@@ -158,11 +187,65 @@ class _Site:
                 out[lost] = np.where(np.isneginf(top), -np.inf, np.log(part) + safe)
         return out
 
+    @property
+    def ell(self):
+        """CSR sites with at most :data:`ELL_WIDTH` entries per state: ``(cols, log_w)`` of shape
+        ``(k, S)``, slot ``j`` of state ``s`` holding one entry ``(s', log pi0 + log P + e)``
+        (padding: column 0, ``-inf``), so that a step is ``k`` vectorised ``logaddexp``'s.
+        ``None`` for wider or dense sites."""
+        if self._ell is False:
+            self._ell = None
+            P, A = self.P, self.n_actions
+            if sp.issparse(P):
+                bounds = P.indptr[::A]
+                counts = np.diff(bounds)
+                width = int(counts.max(initial=0))
+                if width <= ELL_WIDTH:
+                    rows = _row_of_entries(P.indptr)
+                    log_w = self.log_data + self.row_log[rows]
+                    if self.entry_log is not None:
+                        log_w = log_w + self.entry_log
+                    n_states = counts.size
+                    slot = np.arange(P.nnz) - np.repeat(bounds[:-1], counts)
+                    state = np.repeat(np.arange(n_states), counts)
+                    cols = np.zeros((max(width, 1), n_states), dtype=P.indices.dtype)
+                    packed = np.full((max(width, 1), n_states), -np.inf)
+                    cols[slot, state], packed[slot, state] = P.indices, log_w
+                    self._ell = (cols, packed)
+        return self._ell
+
     def step(self, log_h_next):
-        """``log h_t`` from ``log h_{t+1}``: returns ``(log_h_t, z)`` with ``z = c + y`` of shape
-        (S, A), the log weight of each action."""
+        """``log h_t`` from ``log h_{t+1}``, shape (S,)."""
+        ell = self.ell
+        if ell is not None:
+            cols, log_w = ell
+            x = self.exponents(log_h_next)
+            out = log_w[0] + x[cols[0]]
+            for j in range(1, cols.shape[0]):
+                np.logaddexp(out, log_w[j] + x[cols[j]], out=out)
+            return out
+        if self.compiled:
+            P = self.P
+            out = np.empty(P.shape[1])
+            self.kernels.log_step(P.indptr, P.indices, self.log_data, self._entry_log_or_empty(),
+                                  self.exponents(log_h_next), self.row_log, self.n_actions, out)
+            return out
         z = (self.row_log + self.log_rows(log_h_next)).reshape(-1, self.n_actions)
-        return _log_sum_rows(z, axis=1), z
+        return _log_sum_rows(z, axis=1)
+
+    def doob_kernel(self, log_h_next, log_h_now):
+        """Compiled: the conditioned kernel ``P^h_t`` as a CSR ``(S, S)`` (see
+        :func:`tnmdp.backends.numba.tilted.doob_step`)."""
+        P, S = self.P, self.P.shape[1]
+        indptr = np.zeros(S + 1, dtype=np.int64)
+        indices = np.empty(P.nnz, dtype=P.indices.dtype)
+        data = np.empty(P.nnz)
+        n = self.kernels.doob_step(P.indptr, P.indices, self.log_data, self._entry_log_or_empty(),
+                                   self.exponents(log_h_next), self.row_log,
+                                   self.row_log_reference, log_h_now, self.n_actions, indptr,
+                                   indices, data, np.full(S, -1, dtype=np.int64),
+                                   np.zeros(S, dtype=np.int64))
+        return sp.csr_array((data[:n].copy(), indices[:n].copy(), indptr), shape=(S, S))
 
     def doob_weights(self, log_h_next, log_h_now):
         """Entries ``P(s'|s,a) pi0(a|s) E[w] h_{t+1}(s') / h_t(s)`` of the conditioned kernel
@@ -217,9 +300,10 @@ class TiltedSites:
         that an ``id`` in the key cannot be reused while it is cached).
     """
 
-    def __init__(self, mdp, temperature, log_reference, reference_key):
+    def __init__(self, mdp, temperature, log_reference, reference_key, kernels=None):
         self.mdp, self.temperature = mdp, temperature
         self._log_reference, self._reference_key = log_reference, reference_key
+        self._kernels = kernels
         self._sites = {}
 
     def scale(self, t):
@@ -279,7 +363,8 @@ class TiltedSites:
                 r = reward[s_idx if reward.shape[0] > 1 else 0, a_idx if reward.shape[1] > 1 else 0,
                            cols if reward.shape[2] > 1 else 0]
                 entry_log = np.broadcast_to(self._weight_exponent(r, t), cols.shape).copy()
-        return _Site(P, row_log.reshape(-1), col_log, entry_log, A, log_pi0.reshape(-1))
+        return _Site(P, row_log.reshape(-1), col_log, entry_log, A, log_pi0.reshape(-1),
+                     self._kernels)
 
     def entry_reward(self, t, rows, cols):
         """The conditional mean reward of entries ``(rows = s*A + a, cols = s')`` under the
@@ -311,32 +396,37 @@ class TiltedSites:
         log_h = self.log_terminal()
         yield self.mdp.horizon, log_h
         for t in range(self.mdp.horizon - 1, -1, -1):
-            log_h, _ = self.site(t).step(log_h)
+            log_h = self.site(t).step(log_h)
             yield t, log_h
 
 
 # ---------------------------------------------------------------------------- public
-def _tilted_sites(mdp, temperature, reference):
-    """:class:`TiltedSites` of ``mdp`` under the reference ``Policy`` (``None``: uniform)."""
+def _tilted_sites(mdp, temperature, reference, backend="auto"):
+    """:class:`TiltedSites` of ``mdp`` under the reference ``Policy`` (``None``: uniform), on
+    the backend that :func:`tnmdp.backends.select` picks."""
+    kernels = None
+    if backends.select(mdp, backend) == "numba":
+        from .backends.numba import tilted as kernels
     shape = (mdp.n_states, mdp.n_actions)
     if reference is None:
         return TiltedSites(mdp, temperature, lambda t: log_reference(None, t, shape),
-                           lambda t: (None, None))
+                           lambda t: (None, None), kernels)
 
     def key(t):
         site = reference.site(t)
         return (id(site) if site.ndim == 2 else ("actions", t)), site  # int sites are views
 
-    return TiltedSites(mdp, temperature, lambda t: log_reference(reference, t, shape), key)
+    return TiltedSites(mdp, temperature, lambda t: log_reference(reference, t, shape), key,
+                       kernels)
 
 
-def _check_tilt(mdp, temperature, reference_policy):
+def _check_tilt(mdp, temperature, reference_policy, backend):
     check_mdp(mdp)
     mdp.require_fixed_length("a tilted network (log_partition, doob_transform)")
     temperature = check_temperature(temperature)
     if temperature == 0:
         raise ValueError("temperature must be > 0 for a tilted network, got 0")
-    return _tilted_sites(mdp, temperature, check_reference(reference_policy, mdp))
+    return _tilted_sites(mdp, temperature, check_reference(reference_policy, mdp), backend)
 
 
 def _log_initial_sum(mdp, log_h0):
@@ -345,7 +435,7 @@ def _log_initial_sum(mdp, log_h0):
     return float(_log_sum_rows(np.log(mdp.initial[support]) + log_h0[support], axis=0))
 
 
-def log_h_functions(mdp, *, temperature=1.0, reference_policy=None):
+def log_h_functions(mdp, *, temperature=1.0, reference_policy=None, backend="auto"):
     """Log Doob functions ``log h_t(s) = log E_pi0[exp(G_{t:} / tau) | s_t = s]``.
 
     Parameters
@@ -355,6 +445,9 @@ def log_h_functions(mdp, *, temperature=1.0, reference_policy=None):
         ``tau > 0``.
     reference_policy : Policy or array_like (T, S, A), optional
         ``pi0``; uniform by default.
+    backend : {"auto", "numpy", "numba"}
+        Where sparse sites run (:func:`tnmdp.backends.select`); dense sites always take one
+        BLAS product per step.
 
     Returns
     -------
@@ -366,14 +459,14 @@ def log_h_functions(mdp, *, temperature=1.0, reference_policy=None):
     -----
     Cost ``O(sum_t nnz(P_t))`` time and ``O(T S)`` memory (the output).
     """
-    sites = _check_tilt(mdp, temperature, reference_policy)
+    sites = _check_tilt(mdp, temperature, reference_policy, backend)
     out = np.empty((mdp.horizon + 1, mdp.n_states))
     for t, log_h in sites.backward():
         out[t] = log_h
     return out
 
 
-def log_partition(mdp, *, temperature=1.0, reference_policy=None):
+def log_partition(mdp, *, temperature=1.0, reference_policy=None, backend="auto"):
     """``log E_pi0[exp(G / tau)]`` by contracting the tilted network.
 
     Parameters
@@ -385,6 +478,9 @@ def log_partition(mdp, *, temperature=1.0, reference_policy=None):
         ``tau > 0``.
     reference_policy : Policy or array_like (T, S, A), optional
         ``pi0``; uniform by default.
+    backend : {"auto", "numpy", "numba"}
+        Where sparse sites run (:func:`tnmdp.backends.select`); dense sites always take one
+        BLAS product per step.
 
     Returns
     -------
@@ -407,13 +503,13 @@ def log_partition(mdp, *, temperature=1.0, reference_policy=None):
     >>> round(math.exp(logz) * 2**10)  # the Catalan number C_5
     42
     """
-    sites = _check_tilt(mdp, temperature, reference_policy)
+    sites = _check_tilt(mdp, temperature, reference_policy, backend)
     for _, log_h in sites.backward():
         pass
     return _log_initial_sum(mdp, log_h)
 
 
-def event_probability(mdp, policy, *, log=False, atol=None):
+def event_probability(mdp, policy, *, log=False, atol=None, backend="auto"):
     """Probability that an episode under ``policy`` takes no forbidden (``-inf``) transition.
 
     Parameters
@@ -426,6 +522,8 @@ def event_probability(mdp, policy, *, log=False, atol=None):
         Return the natural log of the probability (for rare events below ``1e-308``).
     atol : float, optional
         Tolerance on the normalisation of ``policy``; default the model's ``atol``.
+    backend : {"auto", "numpy", "numba"}
+        Where sparse sites run (:func:`tnmdp.backends.select`).
 
     Returns
     -------
@@ -444,14 +542,15 @@ def event_probability(mdp, policy, *, log=False, atol=None):
     0.375
     """
     check_mdp(mdp)
-    sites = _tilted_sites(mdp, None, check_policy(policy, mdp, atol=atol))
+    sites = _tilted_sites(mdp, None, check_policy(policy, mdp, atol=atol), backend)
     for _, log_h in sites.backward():
         pass
     value = _log_initial_sum(mdp, log_h)
     return value if log else float(np.exp(value))
 
 
-def doob_transform(mdp, *, temperature=1.0, reference_policy=None, stationary=False):
+def doob_transform(mdp, *, temperature=1.0, reference_policy=None, stationary=False,
+                   backend="auto"):
     """The reference process tilted by (conditioned on) the return: a one-action MDP.
 
     Parameters
@@ -461,6 +560,9 @@ def doob_transform(mdp, *, temperature=1.0, reference_policy=None, stationary=Fa
         ``tau > 0``.
     reference_policy : Policy or array_like (T, S, A), optional
         ``pi0``; uniform by default.
+    backend : {"auto", "numpy", "numba"}
+        Where sparse sites run (:func:`tnmdp.backends.select`); dense sites always take one
+        BLAS product per step.
     stationary : bool
         For a continuing ``mdp`` (``horizon=None``, ``discount == 1``): the stationary Doob
         process of the long-time limit, :func:`tnmdp.transfer.stationary_doob` (then
@@ -504,7 +606,7 @@ def doob_transform(mdp, *, temperature=1.0, reference_policy=None, stationary=Fa
         from .transfer import stationary_doob
 
         return stationary_doob(mdp, temperature, reference_policy)
-    sites = _check_tilt(mdp, temperature, reference_policy)
+    sites = _check_tilt(mdp, temperature, reference_policy, backend)
     T, S = mdp.horizon, mdp.n_states
     simple_rewards = mdp.rewards.shape[2] == 1 and mdp.reward_power_law(0) is None
     if not simple_rewards and T * S * S > 5e7:
@@ -515,7 +617,7 @@ def doob_transform(mdp, *, temperature=1.0, reference_policy=None, stationary=Fa
     log_h = sites.log_terminal()
     for t in range(T - 1, -1, -1):
         site = sites.site(t)
-        log_h_next, (log_h, _) = log_h, site.step(log_h)
+        log_h_next, log_h = log_h, site.step(log_h)
         ops[t] = _doob_kernel(sites, t, site, log_h_next, log_h,
                               None if simple_rewards else rewards[t, :, 0, :])
     if not np.isfinite(_log_initial_sum(mdp, log_h)):
@@ -535,6 +637,8 @@ def _doob_kernel(sites, t, site, log_h_next, log_h_now, mean_reward=None):
     array), also write the tilted conditional mean reward of each ``(s, s')``."""
     mdp = sites.mdp
     S, A = mdp.n_states, mdp.n_actions
+    if site.compiled and mean_reward is None:
+        return site.doob_kernel(log_h_next, log_h_now)
     weights = site.doob_weights(log_h_next, log_h_now)
     P = site.P
     if sp.issparse(P):
