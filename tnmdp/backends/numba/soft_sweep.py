@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...environments import Checkpoints
+from ...environments import MEMORY_BUDGET, Checkpoints
 from ...kernels import site_probabilities
 from .argmax_sweep import packed, runs
 from .soft_kernels import soft_backward_run
@@ -24,12 +24,14 @@ __all__ = ["BAND_FACTOR", "SOFT_VALUES_BUDGET", "SoftBackup", "backward_soft_swe
 
 
 #: Bytes the soft values of a compiled soft sweep may use before they are kept at ``sqrt(T)``
-#: checkpoints: writing fresh pages costs about as much as the sweep itself (64 MB: ~20 ms,
-#: the whole T = 2000 excursion sweep ~35 ms), and a compiled block recomputation is cheap.
-SOFT_VALUES_BUDGET = 8 * 2**20
+#: checkpoints: a sixteenth of the one budget (:data:`tnmdp.environments.MEMORY_BUDGET`), since
+#: writing fresh pages costs more than recomputing a block in compiled code (hard excursion,
+#: T = 2000: 23 ms CPU with checkpoints against 30 ms keeping all 64 MB of soft values).
+SOFT_VALUES_BUDGET = MEMORY_BUDGET // 16
 
-#: The soft sweep skips rows that cannot be live (:func:`tnmdp.backends.numba.soft_kernels.soft_backward_run`) for operators whose
-#: bandwidth times this is below the number of states; wider ones keep the full loops.
+#: The soft sweep skips rows that cannot be live
+#: (:func:`tnmdp.backends.numba.soft_kernels.soft_backward_run`) for operators whose bandwidth
+#: times this is below the number of states; wider ones keep the full loops.
 BAND_FACTOR = 4
 
 class SoftBackup:
