@@ -156,3 +156,20 @@ def test_validation():
         pol.loss_and_grad(np.ones((1, 2, 2)), np.array([[0, 1]]), np.zeros((1, 2)))
     with pytest.raises(ValueError, match=r"obs_noise must be a real number >= 0"):
         closed_loop(pol, tmaze(1), np.ones((5, 2)), 3, obs_noise=-1.0)
+
+
+def test_fitting_policies_together_equals_fitting_each_alone():
+    rng = np.random.default_rng(0)
+    obs, actions = rng.normal(size=(4, 3, 2)), rng.integers(0, 2, size=(4, 3))
+    valid = np.ones((4, 3))
+    together = [RecurrentPolicy("cfc", 2, 3, 2, rank=1, sparsity=0.5, rng=s) for s in (1, 2)]
+    losses = imitation_fit(together, obs, actions, valid, n_steps=5)
+    alone = RecurrentPolicy("cfc", 2, 3, 2, rank=1, sparsity=0.5, rng=2)
+    np.testing.assert_allclose(losses[1], imitation_fit(alone, obs, actions, valid, n_steps=5),
+                               rtol=1e-12)
+    for k in alone.params:
+        np.testing.assert_allclose(together[1].params[k], alone.params[k], rtol=1e-10,
+                                   atol=1e-14)
+    with pytest.raises(ValueError, match="must share kind and shapes"):
+        imitation_fit([together[0], RecurrentPolicy("cfc", 2, 3, 2, rank=2, rng=0)], obs,
+                      actions, valid, n_steps=1)

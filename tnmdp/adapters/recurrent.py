@@ -289,26 +289,63 @@ def _jit_step(kind):
     return _CACHE[key]
 
 
+def _value_and_grad_batched(kind):
+    key = ("vg_batched", kind)
+    if key not in _CACHE:
+        jax, _ = _jax()
+        vg = jax.value_and_grad(lambda p, m, o, a, v: _imitation_loss(kind, p, m, o, a, v))
+        _CACHE[key] = jax.jit(jax.vmap(vg, in_axes=(0, 0, None, None, None)))
+    return _CACHE[key]
+
+
 def imitation_fit(policy, obs, actions, valid, *, n_steps=300, learning_rate=1e-2):
-    """Fit ``policy`` to teacher actions by full-batch Adam on the masked cross-entropy.
+    """Fit a policy (or several alike) to teacher actions: full-batch Adam on the masked
+    cross-entropy.
+
+    Parameters
+    ----------
+    policy : RecurrentPolicy or sequence of RecurrentPolicy
+        Several policies of the same kind and shapes (e.g. seeds, each with its own mask) are
+        trained together: their parameters are stacked and the gradient is ``jax.vmap``-ed,
+        which gives each exactly the updates it would get alone (Adam is elementwise).
+    obs : array_like, shape (B, T, n_inputs)
+    actions : array_like of int, shape (B, T)
+    valid : array_like of {0, 1}, shape (B, T)
+    n_steps : int
+    learning_rate : float
+        Adam step size (:class:`tnmdp.adapters.optim.Adam`).
 
     Returns
     -------
-    ndarray, shape (n_steps,)
+    ndarray, shape (n_steps,) or (n_policies, n_steps)
         The loss before each step.
     """
     from .optim import Adam
 
     n_steps = _check_int("n_steps", n_steps, 1)
-    obs, actions, valid = policy._check_batch(obs, actions, valid)
-    vg = _value_and_grad(policy.kind)
+    single = isinstance(policy, RecurrentPolicy)
+    policies = [policy] if single else list(policy)
+    if not policies or not all(isinstance(p, RecurrentPolicy) for p in policies):
+        raise TypeError("policy must be a RecurrentPolicy or a non-empty sequence of them")
+    first = policies[0]
+    for p in policies[1:]:
+        if p.kind != first.kind or any(p.params[k].shape != v.shape
+                                       for k, v in first.params.items()):
+            raise ValueError(f"policies trained together must share kind and shapes; got "
+                             f"{first!r} and {p!r}")
+    obs, actions, valid = first._check_batch(obs, actions, valid)
+    params = {k: np.stack([p.params[k] for p in policies]) for k in first.params}
+    masks = np.stack([p.mask for p in policies])
+    vg = _value_and_grad_batched(first.kind)
     opt = Adam(learning_rate)
-    losses = np.empty(n_steps)
+    losses = np.empty((len(policies), n_steps))
     for i in range(n_steps):  # the optimiser steps numpy arrays (eager jax ops are slow)
-        loss, grads = vg(policy.params, policy.mask, obs, actions, valid)
-        losses[i] = float(loss)
-        policy.params = opt.step(policy.params, {k: np.asarray(g) for k, g in grads.items()})
-    return losses
+        loss, grads = vg(params, masks, obs, actions, valid)
+        losses[:, i] = np.asarray(loss)
+        params = opt.step(params, {k: np.asarray(g) for k, g in grads.items()})
+    for j, p in enumerate(policies):
+        p.params = {k: np.array(v[j]) for k, v in params.items()}
+    return losses[0] if single else losses
 
 
 def closed_loop(policy, mdp, observations, n_episodes, *, obs_noise=0.0, rng=None):
