@@ -163,15 +163,24 @@ def as_stationary_policy(policy, mdp, *, name="policy"):
     return StationaryPolicy.from_array(arr, atol=mdp.atol, name=name)
 
 
-def _csr_rows(P, rows):
-    """``P[rows]`` for a canonical CSR ``P`` by one vectorised gather (scipy's fancy row
-    indexing is several times slower for ~10^5 rows); the result is canonical too."""
+def _csr_rows(P, rows, block=1 << 15):
+    """``P[rows]`` for a canonical CSR ``P``, gathered in blocks of rows: the only full-size
+    arrays are the result's (scipy's fancy row indexing also holds index arrays of the full
+    size, which set the peak memory of a policy iteration on ~10^6-row models)."""
     starts = P.indptr[rows]
     lengths = P.indptr[rows + 1] - starts
     indptr = np.zeros(rows.size + 1, dtype=P.indptr.dtype)
     np.cumsum(lengths, out=indptr[1:])
-    take = np.arange(indptr[-1], dtype=P.indptr.dtype) + np.repeat(starts - indptr[:-1], lengths)
-    out = sp.csr_array((P.data[take], P.indices[take], indptr), shape=(rows.size, P.shape[1]))
+    data = np.empty(int(indptr[-1]), dtype=P.data.dtype)
+    indices = np.empty(int(indptr[-1]), dtype=P.indices.dtype)
+    for lo in range(0, rows.size, block):
+        hi = min(rows.size, lo + block)
+        a, b = int(indptr[lo]), int(indptr[hi])
+        take = np.repeat(starts[lo:hi].astype(np.intp) - indptr[lo:hi], lengths[lo:hi])
+        take += np.arange(a, b, dtype=np.intp)
+        data[a:b] = P.data[take]
+        indices[a:b] = P.indices[take]
+    out = sp.csr_array((data, indices, indptr), shape=(rows.size, P.shape[1]))
     out.has_sorted_indices = True
     out.has_canonical_format = True
     return out
