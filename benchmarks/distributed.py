@@ -15,9 +15,12 @@ Measured, in one run (the machine is shared: absolute times are noisy, compare w
   block, from Dask's task stream) and the per-step overhead
   ``(solve time - sum of step compute times) / T``; peak RSS of every worker, the scheduler
   and the client;
+* the CPU seconds of the backup tasks (Dask's fine-grained metrics): on a loaded machine the
+  tasks' wall time is mostly waiting for a core, their CPU time is the work;
 * the per-step communication model: bytes each worker receives, ``(8 + a) S (1 - 1/W)``
   (values and the ``a``-byte actions of the other blocks), and the step time it predicts for
-  ``W`` nodes, ``c_1 / W + (8 + a) S (1 - 1/W) / bandwidth + latency``.
+  ``W`` nodes, ``c_1 / W + (8 + a) S (1 - 1/W) / bandwidth + latency`` with ``c_1`` the CPU
+  time of a step on one worker and ``latency`` the measured 2-worker overhead per step.
 
 Run:  python benchmarks/distributed.py [--states 2000000] [--horizon 50] [--quick]
 Writes benchmarks/results/distributed.json and distributed.png (``_quick`` with --quick).
@@ -131,6 +134,16 @@ def _step_compute(task_stream, horizon):
     return steps
 
 
+def _backup_seconds(dask_scheduler):
+    """CPU and non-CPU (waiting for a core) seconds spent in the backup tasks so far."""
+    out = {"thread-cpu": 0.0, "thread-noncpu": 0.0}
+    for key, value in dask_scheduler.cumulative_worker_metrics.items():
+        if (isinstance(key, tuple) and len(key) == 4 and key[0] == "execute"
+                and key[1] == "tnmdp-argmax-argmax" and key[2] in out):
+            out[key[2]] += value
+    return out
+
+
 def run_cluster(n_workers, n_states, horizon):
     """Build the blocks and solve on a fresh LocalCluster of ``n_workers`` processes."""
     import distributed
@@ -152,19 +165,27 @@ def run_cluster(n_workers, n_states, horizon):
         start = time.perf_counter()
         bmdp.blocks(client)
         built = time.perf_counter() - start
+        time.sleep(3)  # let the workers' heartbeats deliver the warm-up's metrics
+        before = client.run_on_scheduler(_backup_seconds)
         with distributed.get_task_stream(client) as stream:
             start = time.perf_counter()
             sol = tnmdp.distributed.solve(bmdp, client)
             solved = time.perf_counter() - start
         compute = _step_compute(stream.data, horizon)
         peaks = client.run(peak_rss_mib)
+        time.sleep(3)
+        after = client.run_on_scheduler(_backup_seconds)
+        cpu = {k: after[k] - before[k] for k in after}
         result = {"workers": n_workers, "build_s": built, "solve_s": solved,
                   "step_s": solved / horizon, "step_compute_s": compute.tolist(),
                   "overhead_per_step_s": (solved - compute.sum()) / horizon,
+                  "backup_cpu_s": cpu["thread-cpu"],
+                  "backup_waiting_for_cpu_s": cpu["thread-noncpu"],
+                  "backup_cpu_per_step_per_worker_s": cpu["thread-cpu"] / horizon / n_workers,
                   "expected_return": sol.expected_return,
+                  # LocalCluster runs its scheduler inside the client's process
                   "peak_rss_mib": {"workers": sorted(peaks.values()),
-                                   "scheduler": client.run_on_scheduler(peak_rss_mib),
-                                   "client": peak_rss_mib()}}
+                                   "client_and_scheduler": peak_rss_mib()}}
         del sol
         bmdp.release()
     return result
@@ -173,7 +194,8 @@ def run_cluster(n_workers, n_states, horizon):
 def model(result, n_states):
     """The per-step communication cost model and its prediction for W nodes."""
     action_bytes = 1  # int8 actions for A <= 127
-    c1 = float(np.median(result["cluster_1"]["step_compute_s"]))
+    # CPU seconds, not wall: on a loaded machine the tasks mostly wait for a core
+    c1 = result["cluster_1"]["backup_cpu_per_step_per_worker_s"]
     latency = result["cluster_2"]["overhead_per_step_s"]
     received = {w: (8 + action_bytes) * n_states * (1 - 1 / w) for w in (2, 4, 8, 16)}
     predict = {}
@@ -183,7 +205,7 @@ def model(result, n_states):
     return {"bytes_received_per_worker_per_step": received,
             "cluster_bytes_per_step": {w: (8 + action_bytes) * n_states * (w - 1)
                                        for w in (2, 4, 8, 16)},
-            "one_worker_step_compute_s": c1, "latency_s": latency,
+            "one_worker_step_cpu_s": c1, "latency_s": latency,
             "predicted_step_s": predict,
             "predicted_speedup_16": {k: predict[k][1] / predict[k][16] for k in predict}}
 
@@ -205,6 +227,8 @@ def plot(result, path):
     ax0.bar(names, np.array(compute) * 1e3, label="compute (slowest block)")
     ax0.bar(names, np.array(overhead) * 1e3, bottom=np.array(compute) * 1e3,
             label="overhead (scheduling, transfer)")
+    ax0.plot([2, 3], [c["backup_cpu_per_step_per_worker_s"] * 1e3 for c in clusters], "k_",
+             markersize=40, markeredgewidth=2, label="CPU time per step and worker")
     ax0.set_ylabel("time per step (ms)")
     ax0.set_title(f"S={result['states']:,}, A={N_ACTIONS}, {ROW_NNZ} nnz/row, "
                   f"T={result['horizon']}", fontsize=9)

@@ -10,9 +10,13 @@ client is not on the critical path; only ``V_0`` (``S`` floats) comes back. The 
 the workers (small ints per state and step for the argmax; the soft values ``V_{t+1}`` from
 which the Boltzmann rows are recomputed for ``temperature > 0``) in a :class:`BlockPolicy`.
 
-Communication per step (``W`` workers, ``B >= W`` blocks): each worker receives the slices it
-does not hold, ``8 S (1 - 1/W)`` bytes (twice that for the soft sweep: soft and plain values),
-so the cluster moves ``8 S (W - 1)`` bytes; the scheduler handles ``3 B`` small messages.
+Communication per step (``W`` workers, ``B >= W`` blocks): a step's task reads the
+``(V_{t+1}, actions_{t+1})`` results of all blocks, so each worker receives the pairs it does
+not hold, ``(8 + a) S (1 - 1/W)`` bytes with ``a`` the bytes of a small-int action (1 for
+``A <= 127``), and the cluster moves ``(8 + a) S (W - 1)`` bytes (``16 S (W - 1)`` for the soft
+sweep: soft and plain values). The scheduler handles two tasks per block and step (the backup
+and, off the critical path, the extraction of the policy rows that outlive the pair); the
+critical path crosses it once per step.
 
 Failures: a task's inputs are Dask futures with their lineage, so a worker lost mid-sweep makes
 Dask rebuild its blocks (``block_fn`` is called again) and recompute the lost slices; a task
@@ -211,8 +215,9 @@ def solve(block_mdp, client=None, *, temperature=0.0):
 
     Notes
     -----
-    Cost per step: ``O(nnz / W)`` compute on each of ``W`` workers plus ``8 S (W - 1)`` bytes
-    moved (``16 S (W - 1)`` for ``tau > 0``); the client receives ``V_0`` only. Worker memory:
+    Cost per step: ``O(nnz / W)`` compute on each of ``W`` workers plus ``(8 + a) S (W - 1)``
+    bytes moved (``a``: bytes of an action; ``16 S (W - 1)`` for ``tau > 0``) and one scheduler
+    round trip; the client receives ``V_0`` only. Worker memory:
     the blocks, plus ``T S`` small ints of policy (``tau = 0``) or ``T S`` floats of soft values
     (``tau > 0``).
     """
