@@ -62,14 +62,14 @@ def raw_model(seed, *, stationary):
     return P, r, terminal, initial / initial.sum()
 
 
-def finite_mdp(P, r, terminal, initial):
+def finite_mdp(P, r, terminal, initial, gamma=GAMMA):
     mats = [sp.csr_array(Pk.reshape(S * A, S)) for Pk in P]
     if len(mats) == 1:
-        return tnmdp.FiniteMDP(mats[0], r[0], T, initial, terminal, discount=GAMMA)
-    return tnmdp.FiniteMDP(mats, r[..., None], T, initial, terminal, discount=GAMMA)
+        return tnmdp.FiniteMDP(mats[0], r[0], T, initial, terminal, discount=gamma)
+    return tnmdp.FiniteMDP(mats, r[..., None], T, initial, terminal, discount=gamma)
 
 
-def block_mdp(P, r, terminal, initial, n_blocks):
+def block_mdp(P, r, terminal, initial, n_blocks, gamma=GAMMA):
     mats = [sp.csr_array(Pk.reshape(S * A, S)) for Pk in P]
 
     def block_fn(lo, hi):
@@ -78,16 +78,16 @@ def block_mdp(P, r, terminal, initial, n_blocks):
         return [m[lo * A:hi * A] for m in mats], r[:, lo:hi]
 
     return BlockMDP.from_function(S, A, T, block_fn, n_blocks=n_blocks, initial=initial,
-                                  terminal_rewards=terminal, discount=GAMMA)
+                                  terminal_rewards=terminal, discount=gamma)
 
 
-def dense_oracle(P, r, terminal, initial, temperature):
+def dense_oracle(P, r, terminal, initial, temperature, gamma=GAMMA):
     """Backward induction on the raw arrays: values, policy (T, S, A), Q-gaps, E[G] and J."""
     v = u = terminal
     policy, gaps = np.zeros((T, S, A)), np.zeros((T, S))
     for t in range(T - 1, -1, -1):
         Pt, rt = P[t % len(P)], r[t % len(r)]
-        q = rt + GAMMA * Pt @ v
+        q = rt + gamma * Pt @ v
         top = np.sort(q, axis=1)
         with np.errstate(invalid="ignore"):
             gaps[t] = top[:, -1] - top[:, -2]
@@ -99,7 +99,7 @@ def dense_oracle(P, r, terminal, initial, temperature):
             z = q / temperature - np.log(A)
             v = temperature * logsumexp(z, axis=1)
             policy[t] = np.exp(z - v[:, None] / temperature)
-            qu = rt + GAMMA * Pt @ u
+            qu = rt + gamma * Pt @ u
             with np.errstate(invalid="ignore"):  # 0 * -inf: a forbidden pair never taken
                 u = np.where(policy[t] > 0, policy[t] * qu, 0.0).sum(axis=1)
     return u, policy, gaps, initial @ u, initial @ v
@@ -110,16 +110,18 @@ def dense_oracle(P, r, terminal, initial, temperature):
 @pytest.mark.parametrize("n_blocks", [1, 2, 7])
 def test_block_solve_equals_one_process_solve(client, n_blocks, temperature, stationary):
     raw = raw_model(n_blocks + 10 * stationary, stationary=stationary)
-    serial = tnmdp.solve(finite_mdp(*raw), temperature=temperature)
-    sol = solve(block_mdp(*raw, n_blocks), client, temperature=temperature)
+    gamma = 1.0 if stationary else GAMMA
+    serial = tnmdp.solve(finite_mdp(*raw, gamma), temperature=temperature)
+    sol = solve(block_mdp(*raw, n_blocks, gamma), client, temperature=temperature)
     np.testing.assert_allclose(sol.values, serial.values, rtol=RTOL, atol=RTOL)
     assert sol.expected_return == pytest.approx(serial.expected_return, rel=RTOL)
-    values, policy, gaps, expected, soft = dense_oracle(*raw, temperature)
+    values, policy, gaps, expected, soft = dense_oracle(*raw, temperature, gamma)
     np.testing.assert_allclose(sol.values, values, rtol=1e-10)  # dense sums: other order
     assert sol.expected_return == pytest.approx(expected, rel=1e-10)
     assert isinstance(sol.policy, BlockPolicy) and sol.success
     dense = np.asarray(sol.policy)
     assert dense.shape == (T, S, A)
+    np.testing.assert_array_equal(sol.policy[2], dense[2])  # one site, gathered alone
     if temperature == 0:
         assert sol.soft_value is None and sol.policy.deterministic
         clear = gaps > GAP
