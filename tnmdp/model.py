@@ -104,7 +104,8 @@ def _from_pydata(transitions):
 
 #: Dense transitions with at most this fraction of non-zero entries are stored as CSR: a CSR
 #: product reads ~12 bytes and a random gather per stored entry, a dense one 8 bytes per entry
-#: (``benchmarks/sparse_bandwidth.py``: CSR wins below ~0.3 measured; 0.1 keeps a margin).
+#: (``benchmarks/sparse_bandwidth.py``, S=512, A=4: CSR's CPU time is below dense's up to a
+#: density of ~0.2, and 0.5-0.6x of it at 0.1, the threshold).
 SPARSE_DENSITY = 0.1
 
 #: ...for operators of at least this many entries (``S*A*S``; 8 MB): smaller ones stay dense.
