@@ -251,6 +251,9 @@ def test_solve_many_on_the_cluster_equals_serial(client, temperature):
     for item, sol in zip(items, got):
         mdp = item if isinstance(item, tnmdp.FiniteMDP) else item()
         _assert_same_solution(sol, tnmdp.solve(mdp, temperature=temperature))
+        assert sol.mdp is (item if isinstance(item, tnmdp.FiniteMDP) else None)
+    np.testing.assert_array_equal(got[0].value_function, tnmdp.solve(
+        models[0], temperature=temperature).value_function)
 
 
 def test_solve_many_on_local_processes_equals_serial():

@@ -4,7 +4,8 @@ Each item is a :class:`tnmdp.FiniteMDP` or a factory (a callable without argumen
 one, called where the solve runs, so that large models are built there and never shipped). Each
 result is the :class:`tnmdp.Solution` that ``tnmdp.solve(mdp, **solve_kwargs)`` returns in the
 calling process, made transferable: the policy as a plain :class:`tnmdp.Policy` (actions as
-small ints; a soft policy as its ``(S, A)`` sites) and the history computed.
+small ints; a soft policy as its ``(S, A)`` sites) and the history computed; the model is
+not sent back.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ def _pack(solution):
     return dict(fields, policy=policy, history=np.asarray(solution.history))
 
 
-def _unpack(fields):
-    return Solution(**fields)
+def _unpack(fields, item):
+    """The Solution, with the caller's model attached when the item was one (a factory's model
+    is not sent back)."""
+    return Solution(**fields, mdp=item if isinstance(item, FiniteMDP) else None)
 
 
 def solve_one(index, item, solve_kwargs):
@@ -84,7 +87,8 @@ def solve_many(mdps_or_factories, *, client=None, **solve_kwargs):
     list of Solution
         In the order of ``mdps_or_factories``. Policies are plain :class:`tnmdp.Policy`
         objects: argmax policies as ``(T, S)`` small ints, soft ones as dense ``(S, A)`` sites
-        (``T S A`` floats), and ``history`` is computed.
+        (``T S A`` floats), and ``history`` is computed. ``Solution.mdp`` is the item when it
+        was a model, ``None`` for a factory (its model is not sent back).
 
     Raises
     ------
@@ -107,10 +111,10 @@ def solve_many(mdps_or_factories, *, client=None, **solve_kwargs):
         # each model travels inside its task, which Dask can rerun after a worker failure
         futures = [client.submit(solve_one, i, item, solve_kwargs, pure=False)
                    for i, item in enumerate(items)]
-        return [_unpack(fields) for fields in client.gather(futures)]
+        return [_unpack(fields, item) for fields, item in zip(client.gather(futures), items)]
     n_workers = min(len(items), len(os.sched_getaffinity(0)))
     if n_workers <= 1:
-        return [_unpack(solve_one(i, item, solve_kwargs)) for i, item in enumerate(items)]
+        return [_unpack(solve_one(i, item, solve_kwargs), item) for i, item in enumerate(items)]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -118,4 +122,5 @@ def solve_many(mdps_or_factories, *, client=None, **solve_kwargs):
 
     payloads = [cloudpickle.dumps((i, item, solve_kwargs)) for i, item in enumerate(items)]
     with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return [_unpack(fields) for fields in pool.map(_solve_pickled, payloads)]
+        return [_unpack(fields, item) for fields, item in zip(pool.map(_solve_pickled, payloads),
+                                                              items)]
