@@ -114,7 +114,11 @@ def _solve_finite(P, r, gamma, v0, target, method):
         last = previous = None
         for k in range(budget):
             mid, err, span = _macqueen(P, r, gamma, v)
-            if done(err, previous):
+            if done(err, previous) and (method == "iterative"
+                                        or err <= 1e-6 * float(np.abs(mid).min())):
+                # "auto" also asks for relative accuracy in every state: values spanning many
+                # orders of magnitude (slow-mixing chains) go to a direct solve, which keeps
+                # the tiny ones that policy improvement compares
                 return mid, err, "iterative"
             previous = err
             if last is not None and k >= 3 and method == "auto":
