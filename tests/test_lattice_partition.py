@@ -65,6 +65,19 @@ def test_vicious_walkers_against_path_count(L, starts, n):
         np.testing.assert_allclose(tnmdp.log_partition(flat), want, rtol=1e-10)
 
 
+def test_vicious_walkers_backward_environments_stay_in_the_walker_sector():
+    # h_t over all 2^L configurations would be dominated by configurations with fewer walkers
+    # (e^-25 larger here), losing the 4-walker entries to rounding; the sector keeps them exact
+    L, starts, n = 15, [2, 5, 9, 12], 40
+    proc = la.vicious_walkers(L, starts)
+    want = walker_log_survival(L, starts, n)
+    for direction in ("forward", "backward"):
+        got = la.log_partition(proc, 0.0, n, direction=direction)
+        np.testing.assert_allclose(got.value, want, rtol=1e-10)
+    samples = la.sample(proc, 0.0, n, 20, rng=3)
+    np.testing.assert_allclose(samples.log_weights, 0.0, atol=1e-8)
+
+
 def test_long_horizon_no_overflow_spins_closed_form():
     # independent spins: W_s = sum_i w_i with commuting one-site w_i, so with the one-site
     # eigenpairs (lam_j, v_j, u_j) and alpha_j = (1.v_j)(u_j.p0):

@@ -221,5 +221,22 @@ def vicious_walkers(L, starts, *, initial=None):
     for i in range(L):
         g = _walker_tensor(i > 0, i < L - 1)
         tensors.append(g[: 1 if i == 0 else 3, : 1 if i == L - 1 else 3])
-    return LatticeProcess.from_transfer(tensors, initial,
+    return LatticeProcess.from_transfer(tensors, initial, sector=_number_sector(L, len(starts)),
                                         name=f"vicious_walkers(L={L}, D={len(starts)})")
+
+
+def _number_sector(L, n):
+    """MPS indicator of the configurations with exactly ``n`` particles (bond ``n + 1``)."""
+    sites = []
+    for i in range(L):
+        a = np.zeros((1 if i == 0 else n + 1, 2, 1 if i == L - 1 else n + 1))
+        for k in range(a.shape[0]):
+            for x in (0, 1):
+                j = k + x
+                if i == L - 1:
+                    if j == n:
+                        a[k, x, 0] = 1.0
+                elif j <= n:
+                    a[k, x, j] = 1.0
+        sites.append(a)
+    return sites

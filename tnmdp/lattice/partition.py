@@ -11,7 +11,8 @@ For a lattice process with one-step tilted transfer operator ``P_s`` (an MPO, se
                 |   |   |   |
           |p0>  p0  p0  p0  p0
 
-is contracted layer by layer (Causer, Bañuls & Garrahan, PRL 128, 090605 (2022)). Forward:
+(``<1|`` is :meth:`~tnmdp.lattice.LatticeProcess.final_vector`: the all-ones state, or the
+indicator of a conserved sector) is contracted layer by layer (Causer, Bañuls & Garrahan, PRL 128, 090605 (2022)). Forward:
 ``psi_{t+1} = P_s psi_t``; backward: ``h_t = P_s^T h_{t+1}`` from ``h_n = 1`` (the Doob
 ``h``-functions). Each product is compressed to ``max_bond`` / ``cutoff``
 (:func:`tnmdp.lattice.mps.apply_mpo`) and renormalised to 2-norm 1, its log norm accumulated, so
@@ -136,8 +137,7 @@ def log_partition(process, s, n_steps, *, dt=None, max_bond=64, cutoff=1e-12,
     if direction not in ("forward", "backward"):
         raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}")
     forward, backward, dt = transfer_operators(process, s, dt)
-    L, d = process.n_sites, process.local_dim
-    ones = _mps.product_mps(np.ones((L, d)))
+    ones = process.final_vector()
     state = process.initial if direction == "forward" else ones
     other = ones if direction == "forward" else process.initial
     op = forward if direction == "forward" else backward
@@ -177,8 +177,7 @@ def right_environments(process, s, n_steps, *, dt=None, max_bond=64, cutoff=1e-1
     _check_common(process, s, n_steps, max_bond, cutoff)
     _, backward, dt = transfer_operators(process, s, dt)
     keep = set(range(n_steps + 1)) if keep is None else {int(t) for t in keep}
-    L, d = process.n_sites, process.local_dim
-    h = _mps.compress(_mps.product_mps(np.ones((L, d))))
+    h = _mps.compress(process.final_vector())
     state, log_norms = h.mps, np.zeros(n_steps + 1)
     log_norms[n_steps] = h.log_norm
     envs = {n_steps: state} if n_steps in keep else {}
