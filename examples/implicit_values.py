@@ -264,8 +264,10 @@ def plot(results, precond, path):
     ax.legend(fontsize=7)
     ax = axes[1, 1]
     etas = np.array([r["eta"] for r in precond])
-    ax.loglog(1 - etas, [r["measured_ratio"] for r in precond], "o-", label="measured (one SGD step)")
-    ax.loglog(1 - etas, [r["rayleigh_ratio"] for r in precond], "x--", label="1'P_pre 1 / K (Thm 1)")
+    ax.loglog(1 - etas, [r["measured_ratio"] for r in precond], "o-",
+              label="measured (one SGD step)")
+    ax.loglog(1 - etas, [r["rayleigh_ratio"] for r in precond], "x--",
+              label="1'P_pre 1 / K (Thm 1)")
     ax.loglog(1 - etas, [r["theorem4_leading"] for r in precond], ":",
               label="K v'(eta^2 D + I)v / (1-eta)^2 (Thm 4)")
     ax.set_xlabel("1 - eta")

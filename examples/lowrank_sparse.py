@@ -166,11 +166,12 @@ def control(n_seeds, kinds=CELL_KINDS, ranks=RANKS, sparsities=SPARSITIES, n_ste
                                  "n_recurrent_parameters": pol.n_recurrent_parameters,
                                  "final_loss": float(losses[seed, -1]),
                                  "first_loss": float(losses[seed, 0]),
-                                 "gate_radius": spec[:, 0].tolist(), "gate_norm": spec[:, 1].tolist(),
+                                 "gate_radius": spec[:, 0].tolist(),
+                                 "gate_norm": spec[:, 1].tolist(),
                                  "results": res})
-                    print(f"{kind:4s} r={rank:2d} s={s:.1f} seed={seed} params={pol.n_parameters:5d} "
-                          f"loss {losses[seed, -1]:.4f} | " + " | ".join(
-                              f"{k[:8]} {v['memory_gain']:+.2f}" for k, v in res.items()),
+                    gains = " | ".join(f"{k[:8]} {v['memory_gain']:+.2f}" for k, v in res.items())
+                    print(f"{kind:4s} r={rank:2d} s={s:.1f} seed={seed} "
+                          f"params={pol.n_parameters:5d} loss {losses[seed, -1]:.4f} | {gains}",
                           flush=True)
                 print(f"  ({time.perf_counter() - t0:.1f} s for {n_seeds} seeds)", flush=True)
             if partial is not None:
@@ -194,8 +195,8 @@ def summarise(runs):
         for name in CONDITIONS:
             g = np.array([r["results"][name]["memory_gain"] for r in sel])
             ret = np.array([r["results"][name]["return"] for r in sel])
-            row[name] = {"memory_gain": float(g.mean()),
-                         "memory_gain_se": float(g.std(ddof=1) / np.sqrt(g.size)) if g.size > 1 else None,
+            se = float(g.std(ddof=1) / np.sqrt(g.size)) if g.size > 1 else None
+            row[name] = {"memory_gain": float(g.mean()), "memory_gain_se": se,
                          "return": float(ret.mean())}
         table.append(row)
     return table

@@ -96,8 +96,8 @@ class LowRankSparse:
 
     @classmethod
     def from_matrix(cls, W, rank, sparsity, rng=None):
-        """Rank-``rank`` SVD truncation of ``W``, split ``U Sigma^{1/2}``, ``Sigma^{1/2} V^T``, and a
-        Bernoulli(``1 - sparsity``) mask.
+        """Rank-``rank`` SVD truncation of ``W`` split as ``U Sigma^{1/2}``, ``Sigma^{1/2} V^T``,
+        and a Bernoulli(``1 - sparsity``) mask.
 
         Parameters
         ----------

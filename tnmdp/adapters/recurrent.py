@@ -4,8 +4,8 @@ Four cells, all with hidden size ``H``, input ``x`` (``n_inputs``) and ``G`` gat
 recurrent weights are stacked in one matrix ``U`` of shape ``(G H, H)``:
 
 - ``"rnn"`` (Elman, ``G = 1``): ``h' = tanh(W x + U h + b)``;
-- ``"gru"`` (Cho et al. 2014, ``G = 3``): ``z, r = sigma(.)``, ``n = tanh(W_n x + r ⊙ U_n h + b_n)``,
-  ``h' = (1 - z) ⊙ n + z ⊙ h``;
+- ``"gru"`` (Cho et al. 2014, ``G = 3``): ``z, r = sigma(.)``,
+  ``n = tanh(W_n x + r ⊙ U_n h + b_n)``, ``h' = (1 - z) ⊙ n + z ⊙ h``;
 - ``"lstm"`` (Hochreiter & Schmidhuber 1997, ``G = 4``): ``c' = sigma(f) ⊙ c + sigma(i) ⊙ tanh(g)``,
   ``h' = sigma(o) ⊙ tanh(c')`` (forget-gate bias initialised to 1);
 - ``"cfc"`` (closed-form continuous-time cell, Hasani et al., Nature Machine Intelligence 2022,
@@ -31,6 +31,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..model import _check_int, as_rng
 from .lowrank_sparse import LowRankSparse
@@ -249,7 +250,8 @@ class RecurrentPolicy:
         bad = (actions < 0) | (actions >= self.n_actions)
         if bad.any():
             b, t = np.argwhere(bad)[0]
-            raise ValueError(f"actions[{b}, {t}] = {actions[b, t]} is outside 0..{self.n_actions - 1}")
+            raise ValueError(f"actions[{b}, {t}] = {actions[b, t]} is outside "
+                             f"0..{self.n_actions - 1}")
         if valid.sum() == 0:
             raise ValueError("valid marks no step")
         return jnp.asarray(obs), jnp.asarray(actions), jnp.asarray(valid)
@@ -384,8 +386,8 @@ def closed_loop(policy, mdp, observations, n_episodes, *, obs_noise=0.0, rng=Non
     total = np.zeros(n)
     carry = None
     for t in range(mdp.horizon):
-        P = np.asarray(mdp.transition_matrix(t).todense() if hasattr(mdp.transition_matrix(t), "todense")
-                       else mdp.transition_matrix(t)).reshape(S, A, S)
+        P = mdp.transition_matrix(t)  # (S*A, S), dense or sparse
+        P = (P.toarray() if sp.issparse(P) else np.asarray(P)).reshape(S, A, S)
         R = np.broadcast_to(mdp.reward_slice(t), (S, A, S))
         x = O[s] + obs_noise * rng.standard_normal((n, O.shape[1]))
         carry, logits = policy.step(carry, x)
