@@ -7,6 +7,7 @@ every deterministic policy with ``numpy.linalg.solve``, and finite-horizon backw
 """
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -227,3 +228,30 @@ def test_solve_argument_errors():
         modified_policy_iteration(mdp, k=-2)
     with pytest.raises(ValueError, match="needs discount < 1"):
         policy_iteration(tnmdp.FiniteMDP(np.full((2, 1, 2), 0.5), np.zeros((2, 1)), None, 0))
+
+
+@pytest.mark.parametrize("cell, n_states", [("a", 60), ("b", 300), ("c", 200)])
+def test_benchmark_cells_and_peer_wrappers(cell, n_states):
+    # the benchmark's models are valid FiniteMDPs and its peer wrappers return optimal policies
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("quantecon")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.continuing import SOLVERS, build
+
+    P, R = build(cell, n_states)
+    gamma = 0.95
+    mdp = tnmdp.FiniteMDP(P if sp.issparse(P) else P.reshape(n_states, R.shape[1], -1), R,
+                          None, 0, discount=gamma)
+    v_star = tnmdp.solve(mdp, tol=1e-11).values
+    names = ["tnmdp VI", "tnmdp MPI", "QuantEcon PI", "QuantEcon MPI"]
+    if cell != "b":  # mdptoolbox's MPI allocates a dense S x S array on sparse input
+        names += ["mdptoolbox MPI"]
+    for name in names:
+        prepare, run = SOLVERS[name]
+        with warnings.catch_warnings():  # the peers' own warnings (pymdptoolbox on sparse input)
+            warnings.simplefilter("ignore")
+            sigma, _ = run(prepare(P, R, gamma))
+        v = discounted_values(mdp, np.asarray(sigma, dtype=np.int64))
+        assert np.abs(v - v_star).max() <= 1e-8, name
