@@ -23,7 +23,9 @@ cell has seen ``x_t`` (``h_{-1} = 0``).
 Training is imitation (behaviour cloning) of a teacher's actions along its own trajectories:
 masked cross-entropy, gradients by ``jax.value_and_grad`` through ``jax.lax.scan`` (automatic
 differentiation; no hand-written backpropagation through time), steps by the shared
-:class:`tnmdp.adapters.optim.Adam`. jax is imported only when a function of this module runs.
+:class:`tnmdp.adapters.optim.Adam`. jax is imported only when a function of this module runs,
+and then switched to 64-bit floats (``jax_enable_x64``; a global jax setting) so that gradients
+can be checked against finite differences.
 """
 
 from __future__ import annotations
