@@ -60,3 +60,20 @@ def test_quick_suite_writes_results(capsys, monkeypatch):
         assert "machine" in data
         assert (ROOT / "benchmarks" / "results" / f"{name}.png").exists()
     assert "ratio" in capsys.readouterr().out
+
+
+def test_sparse_bandwidth_peer_agrees_with_csr_dp():
+    import tnmdp
+    from benchmarks import peers
+    from benchmarks.sparse_bandwidth import csr_backward_induction_maximum, streaming_bandwidth
+    from benchmarks.strategies import random_sparse_mdp
+
+    mdp = random_sparse_mdp(300, 4, 7, nnz_per_row=8)
+    args = peers.csr_inputs(mdp)
+    want_actions, want_values = peers.csr_backward_induction(*args)
+    actions, values = csr_backward_induction_maximum(*args)
+    np.testing.assert_array_equal(actions, want_actions)
+    np.testing.assert_array_equal(values, want_values)
+    ref = tnmdp.reference.backward_induction(mdp)
+    np.testing.assert_allclose(values, ref.values, rtol=0, atol=1e-12)
+    assert streaming_bandwidth(2**20, repeats=1) > 0
