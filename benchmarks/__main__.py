@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SUITES = ("sweep_vs_dp", "strategies")
+SUITES = ("sweep_vs_dp", "strategies", "sparse_bandwidth")
 
 
 def _parser():
@@ -40,9 +40,10 @@ def main(argv=None):
             argv = sys.argv[1:] if argv is None else list(argv)
             return subprocess.call([sys.executable, "-m", "benchmarks", *argv], env=env, cwd=root)
         os.environ.update(pinned)
-    from . import RESULTS, strategies, sweep_vs_dp
+    from . import RESULTS, sparse_bandwidth, strategies, sweep_vs_dp
 
-    modules = {"sweep_vs_dp": sweep_vs_dp, "strategies": strategies}
+    modules = {"sweep_vs_dp": sweep_vs_dp, "strategies": strategies,
+               "sparse_bandwidth": sparse_bandwidth}
     for name in args.only:
         print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
         result = modules[name].run(quick=args.quick, repeats=args.repeats)
