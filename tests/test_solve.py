@@ -31,11 +31,12 @@ def oracle_q(mdp, values_next, t):
     return (P * (R + mdp.discount * values_next[None, None, :])).sum(axis=2)
 
 
-@settings(max_examples=60, deadline=None)
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@settings(max_examples=40, deadline=None)
 @given(mdp_params)
-def test_backward_sweep_is_backward_induction(params):
+def test_backward_sweep_is_backward_induction(backend, params):
     mdp, arrays = random_model(**params)
-    sol = tnmdp.solve(mdp)
+    sol = tnmdp.solve(mdp, backend=backend)
     ref_actions, ref_values, ref_expected = backward_induction_arrays(**arrays)  # raw arrays
     ref = backward_induction(mdp)  # the model adaptor gives the same
     np.testing.assert_array_equal(ref.policy.actions, ref_actions)
@@ -131,7 +132,8 @@ def test_soft_backward_sweep_is_soft_dynamic_programming(params, tau, random_ref
         ref_policy = raw / raw.sum(axis=2, keepdims=True)
     value, values, policy = soft_backward_induction_arrays(  # the oracle on raw arrays
         **arrays, temperature=tau, reference_policy=ref_policy)
-    sol = tnmdp.solve(mdp, temperature=tau, reference_policy=ref_policy)
+    sol = tnmdp.solve(mdp, temperature=tau, reference_policy=ref_policy,
+                      backend=["numpy", "numba"][params["seed"] % 2])
     assert sol.soft_value == pytest.approx(value, rel=1e-12, abs=1e-12)
     np.testing.assert_allclose(np.asarray(sol.policy), policy, rtol=1e-10, atol=1e-14)
     assert sol.expected_return == pytest.approx(tnmdp.evaluate(mdp, policy), rel=1e-12, abs=1e-12)
