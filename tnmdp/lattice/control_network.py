@@ -7,10 +7,13 @@ such MPS. One time step of a controlled lattice is the transfer operator
     T_t(x' | x) = prod_i M_{t,i}(x_{i-1}, x_i, x_{i+1}; x'_i),
     M_{t,i}(ctx; x') = sum_a pi[t, i, ctx, a] kernel[t, i, ctx, a, x'],
 
-an MPO whose bond carries ``(x_i, x_{i+1})`` (bond dimension ``d^2``, independent of ``L``).
-It is applied without forming the MPO (:func:`apply_forward` ``p -> T p``,
-:func:`apply_backward` ``V -> T^T V``) and the result compressed by SVD (:func:`compress`; the
-discarded weight is the summed squared singular values dropped, relative to the squared norm).
+an MPO whose bond carries ``(x_i, x_{i+1})`` (bond dimension ``d^2``, independent of ``L``,
+:func:`transfer_mpo`). It is applied with :func:`tnmdp.lattice.mps.apply_mpo` (``p -> T p``, and
+``V -> T^T V`` with :func:`transpose_mpo`), which compresses by QR and SVD sweeps and returns the
+discarded weight (summed squared singular values dropped, relative to the squared norm). The
+policy-averaged reward ``R_t(x) = sum_i rbar_i(x_{i-1}, x_i, x_{i+1})`` is an automaton MPS of bond
+``2 + d + d^2`` (:func:`reward_mps`), so ``V_t = R_t + gamma T_t^T V_{t+1}`` is one application,
+one direct sum (:func:`add_mps`) and one compression.
 
 The expected return is a 2-D (space x time) network; a row ``t`` of it is the functional
 
@@ -22,7 +25,7 @@ contracted from the left and from the right with environments ``L_i[a, b, x_{i-1
 tensor ``M_{t,i}`` removed (:func:`hole`) is the coefficient of the local policy ``pi[t, i]``.
 
 Costs with bond ``chi``: one environment step ``O(chi^3 d^3 + chi^2 d^4)``; an application
-``O(L chi^2 d^3)`` plus a compression ``O(L chi^3 d^5)``.
+``O(L chi^2 d^6)`` plus a compression ``O(L chi^3 d^7)`` (the product has bond ``chi d^2``).
 """
 
 from __future__ import annotations
