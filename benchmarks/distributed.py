@@ -20,7 +20,8 @@ Measured, in one run (the machine is shared: absolute times are noisy, compare w
 * the per-step communication model: bytes each worker receives, ``(8 + a) S (1 - 1/W)``
   (values and the ``a``-byte actions of the other blocks), and the step time it predicts for
   ``W`` nodes, ``c_1 / W + (8 + a) S (1 - 1/W) / bandwidth + latency`` with ``c_1`` the CPU
-  time of a step on one worker and ``latency`` the measured 2-worker overhead per step.
+  time of a step on one worker and ``latency`` the measured 1-worker overhead per step (the
+  scheduling of a step; nothing moves between workers).
 
 Run:  python benchmarks/distributed.py [--states 2000000] [--horizon 50] [--quick]
 Writes benchmarks/results/distributed.json and distributed.png (``_quick`` with --quick).
@@ -196,7 +197,8 @@ def model(result, n_states):
     action_bytes = 1  # int8 actions for A <= 127
     # CPU seconds, not wall: on a loaded machine the tasks mostly wait for a core
     c1 = result["cluster_1"]["backup_cpu_per_step_per_worker_s"]
-    latency = result["cluster_2"]["overhead_per_step_s"]
+    # scheduling only: with one worker nothing moves between workers
+    latency = result["cluster_1"]["overhead_per_step_s"]
     received = {w: (8 + action_bytes) * n_states * (1 - 1 / w) for w in (2, 4, 8, 16)}
     predict = {}
     for name, bandwidth in {"1 GbE": 125e6, "10 GbE": 1.25e9}.items():
@@ -224,15 +226,16 @@ def plot(result, path):
     compute = [s["step_s"] for s in singles] + [float(np.sum(c["step_compute_s"]))
                                                 / len(c["step_compute_s"]) for c in clusters]
     overhead = [0, 0] + [c["overhead_per_step_s"] for c in clusters]
-    ax0.bar(names, np.array(compute) * 1e3, label="compute (slowest block)")
+    ax0.bar(names, np.array(compute) * 1e3, label="compute, wall (slowest block)")
     ax0.bar(names, np.array(overhead) * 1e3, bottom=np.array(compute) * 1e3,
             label="overhead (scheduling, transfer)")
-    ax0.plot([2, 3], [c["backup_cpu_per_step_per_worker_s"] * 1e3 for c in clusters], "k_",
-             markersize=40, markeredgewidth=2, label="CPU time per step and worker")
+    ax0.hlines([c["backup_cpu_per_step_per_worker_s"] * 1e3 for c in clusters], [1.6, 2.6],
+               [2.4, 3.4], colors="k", linewidth=2, label="CPU time per step and worker")
     ax0.set_ylabel("time per step (ms)")
+    load = result["machine"].get("load_average", [float("nan")])[0]
     ax0.set_title(f"S={result['states']:,}, A={N_ACTIONS}, {ROW_NNZ} nnz/row, "
-                  f"T={result['horizon']}", fontsize=9)
-    ax0.legend(fontsize=8)
+                  f"T={result['horizon']} (2 cores, load {load:.0f})", fontsize=9)
+    ax0.legend(fontsize=8, handlelength=1.5)
     ax0.tick_params(axis="x", labelsize=8)
     mem_names, mem = [], []
     for label, s in zip(["1 process\n(2 threads)", "1 process\n(1 thread)"], singles):
@@ -251,7 +254,7 @@ def plot(result, path):
         w = np.array(sorted(int(k) for k in curve))
         ax2.plot(w, [curve[k] * 1e3 for k in sorted(curve, key=int)], marker=".", label=name)
     measured = [(c["workers"], c["step_s"] * 1e3) for c in clusters]
-    ax2.plot(*zip(*measured), "k*", markersize=10, label="measured (loopback)")
+    ax2.plot(*zip(*measured), "k*", markersize=10, label="measured wall (loopback, loaded)")
     ax2.set_xlabel("workers W")
     ax2.set_ylabel("predicted time per step (ms)")
     ax2.set_title("c1/W + 9 S (1 - 1/W) / bandwidth + latency", fontsize=9)
@@ -267,10 +270,19 @@ def main(argv=None):
     parser.add_argument("--horizon", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="S = 200,000, T = 10")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--replot", action="store_true",
+                        help="recompute the cost model and redraw from the saved JSON")
     args = parser.parse_args(argv)
     S, T = (200_000, 10) if args.quick else (args.states, args.horizon)
     if args.single:
         print(json.dumps(single_process(S, T)))
+        return 0
+    name = "distributed_quick" if args.quick else "distributed"
+    if args.replot:
+        result = json.loads((RESULTS / f"{name}.json").read_text())
+        result["model"] = model(result, result["states"])
+        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1, default=float))
+        plot(result, RESULTS / f"{name}.png")
         return 0
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from benchmarks import machine_info
@@ -292,7 +304,6 @@ def main(argv=None):
     result["model"] = model(result, S)
     result["speedup_2_over_1_workers"] = result["cluster_1"]["solve_s"] / result["cluster_2"]["solve_s"]
     result["load_average_after"] = list(os.getloadavg())
-    name = "distributed_quick" if args.quick else "distributed"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1, default=float))
     plot(result, RESULTS / f"{name}.png")
