@@ -217,8 +217,10 @@ def policy_matrix(mdp, policy, *, rewards=True):
         rows = np.arange(S) * A + stored
         P_pi = _csr_rows(P, rows) if sp.issparse(P) else P[rows]  # new arrays
     else:
-        weights = sp.csr_array((stored.ravel(), np.arange(S * A), np.arange(0, S * A + 1, A)),
-                               shape=(S, S * A))
+        # a copy: eliminate_zeros compacts the data buffer in place, which would corrupt the
+        # policy's own stored probabilities
+        weights = sp.csr_array((np.array(stored, dtype=np.float64).ravel(), np.arange(S * A),
+                                np.arange(0, S * A + 1, A)), shape=(S, S * A))
         weights.eliminate_zeros()
         P_pi = sp.csr_array(weights @ P) if sp.issparse(P) else weights @ P
     if not rewards:
