@@ -115,6 +115,7 @@ def test_block_solve_equals_one_process_solve(client, n_blocks, temperature, sta
     sol = solve(block_mdp(*raw, n_blocks, gamma), client, temperature=temperature)
     np.testing.assert_allclose(sol.values, serial.values, rtol=RTOL, atol=RTOL)
     assert sol.expected_return == pytest.approx(serial.expected_return, rel=RTOL)
+    np.testing.assert_allclose(sol.history, serial.history, rtol=RTOL, atol=RTOL)
     values, policy, gaps, expected, soft = dense_oracle(*raw, temperature, gamma)
     np.testing.assert_allclose(sol.values, values, rtol=1e-10)  # dense sums: other order
     assert sol.expected_return == pytest.approx(expected, rel=1e-10)
@@ -135,6 +136,16 @@ def test_block_solve_equals_one_process_solve(client, n_blocks, temperature, sta
         np.testing.assert_allclose(dense, np.asarray(serial.policy), rtol=1e-11, atol=1e-13)
         np.testing.assert_allclose(dense, policy, rtol=1e-10, atol=1e-13)
         assert not sol.policy.deterministic
+
+
+@pytest.mark.parametrize("temperature", [0.0, TAU], ids=["hard", "soft"])
+def test_history_equals_one_process_history(client, temperature):
+    P, r, terminal, initial = raw_model(4, stationary=False)
+    r = np.where(np.isinf(r), -5.0, r)  # finite: every entry of the history is checked
+    serial = tnmdp.solve(finite_mdp(P, r, terminal, initial), temperature=temperature)
+    sol = solve(block_mdp(P, r, terminal, initial, 3), client, temperature=temperature)
+    assert np.isfinite(serial.history).all() and serial.history.shape == (T,)
+    np.testing.assert_allclose(sol.history, serial.history, rtol=RTOL, atol=RTOL)
 
 
 def test_evaluate_policies_held_as_blocks_and_local(client):

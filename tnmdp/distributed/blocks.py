@@ -162,7 +162,7 @@ class BlockMDP:
         if futures is None:
             import uuid
 
-            workers = sorted(client.scheduler_info()["workers"])
+            workers = sorted(client.nthreads())  # every worker (scheduler_info may truncate)
             token = uuid.uuid4().hex[:12]
             futures = [client.submit(build_block, self.block_fn, lo, hi, self.n_states,
                                      self.n_actions, self.horizon, self.atol,
@@ -191,6 +191,8 @@ class Block:
     ----------
     lo, hi : int
         The block's states.
+    n_states : int
+        ``S``, the number of columns.
     operators : tuple of tuple
         ``Operator.args`` (compiled form, shape ``((hi - lo) A, S)``) of each distinct
         transition matrix.
@@ -199,8 +201,8 @@ class Block:
     rewards : ndarray, shape (T|1, hi - lo, A)
     """
 
-    def __init__(self, lo, hi, operators, index, rewards):
-        self.lo, self.hi = lo, hi
+    def __init__(self, lo, hi, n_states, operators, index, rewards):
+        self.lo, self.hi, self.n_states = lo, hi, n_states
         self.operators, self.index, self.rewards = operators, index, rewards
         self.nbytes = rewards.nbytes + sum(a.nbytes for args in operators for a in args[1:])
 
@@ -325,4 +327,5 @@ def build_block(block_fn, lo, hi, n_states, n_actions, horizon, atol):
     else:
         raise TypeError(f"transitions must be a sparse matrix, an ndarray or a sequence of them, "
                         f"got {type(transitions).__name__}{_where(lo, hi)}")
-    return Block(lo, hi, operators, index, _check_rewards(rewards, lo, hi, n_actions, horizon))
+    return Block(lo, hi, n_states, operators, index,
+                 _check_rewards(rewards, lo, hi, n_actions, horizon))

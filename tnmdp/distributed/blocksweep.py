@@ -108,6 +108,31 @@ def _value_step(block, t, gamma, site, slices):
     return (values,)
 
 
+def _forward_step(block, t, dist):
+    """This block's share of ``Pr(s_{t+1} = .)`` under the uniform policy, and its gain."""
+    from .kernels import block_forward
+
+    args, rbar = block.site(t)
+    share = np.empty(block.n_states + 1)
+    gain = block_forward(*args, rbar, dist, share)
+    return share[:-1], gain
+
+
+def _left_slice(lo, hi, shares):
+    """``Pr(s_t = s)`` for ``lo <= s < hi``: the sum of the blocks' shares."""
+    out = shares[0][0][lo:hi].copy()
+    for share in shares[1:]:
+        out += share[0][lo:hi]
+    return out
+
+
+def _masked_dot(dist, values):
+    """``sum_{dist > 0} dist * V`` over a block (``0 * -inf`` never enters)."""
+    values = values[0] if isinstance(values, tuple) else values
+    support = dist > 0
+    return float(np.dot(dist[support], values[support]))
+
+
 # ---------------------------------------------------------------------------- client side
 def _get_client(client):
     from distributed import Client, get_client
@@ -178,6 +203,51 @@ def _gather_vector(client, futures, index):
                                          for f in futures]))
 
 
+def _history(block_mdp, client, values):
+    """The objective after each site update of the backward sweep, in sweep order.
+
+    ``values[t]`` are futures of ``V_t`` (block slices, or pairs holding them first), ``t =
+    0..T-1``. The objective after updating site ``t`` is ``acc_t + gamma^t <left_t, V_t>``,
+    ``left_t`` and ``acc_t`` the left environment of the uniform initial policy (as
+    :func:`tnmdp.solve` records it): one forward pass over the blocks, each block summing the
+    shares of ``left_{t+1}`` of all blocks (``B S`` floats moved per block and step).
+    """
+    blocks = block_mdp.blocks(client)
+    submit = _Submitter(client, blocks, "history")
+    T, bounds = block_mdp.horizon, block_mdp.bounds
+    dist = [submit("left", 0, b, _identity, block_mdp.initial[lo:hi].copy())
+            for b, (lo, hi) in enumerate(bounds)]
+    gains, dots = [], []
+    for t in range(T):
+        shares = [submit("forward", t, b, _forward_step, blocks[b], t, dist[b])
+                  for b in range(len(blocks))]
+        gains.append([submit("gain", t, b, operator.getitem, f, 1) for b, f in enumerate(shares)])
+        dots.append([submit("dot", t, b, _masked_dot, dist[b], v)
+                     for b, v in enumerate(values[t])])
+        if t < T - 1:
+            dist = [submit("left", t + 1, b, _left_slice, lo, hi, shares)
+                    for b, (lo, hi) in enumerate(bounds)]
+    gains, dots = client.gather(gains), client.gather(dots)
+    gamma = block_mdp.discount
+    powers = gamma ** np.arange(T, dtype=np.float64) if gamma != 1.0 else np.ones(T)
+    history, acc = np.empty(T), 0.0
+    for t in range(T):
+        history[t] = acc + powers[t] * sum(dots[t])
+        acc = acc + powers[t] * sum(gains[t])
+    return history[::-1].copy()
+
+
+def _optimal_values(block_mdp, client, blocks, actions):
+    """Futures of ``V_t`` (``t = 0..T-1``, per block) of an argmax policy, recomputed."""
+    submit = _Submitter(client, blocks, "values")
+    v, values = submit.terminal(block_mdp), [None] * block_mdp.horizon
+    for t in range(block_mdp.horizon - 1, -1, -1):
+        v = [submit("value", t, b, _value_step, blocks[b], t, block_mdp.discount,
+                    actions[t][b], v) for b in range(len(blocks))]
+        values[t] = v
+    return values
+
+
 def _check_temperature(temperature):
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not (
             np.isfinite(temperature) and temperature >= 0):
@@ -202,9 +272,9 @@ def solve(block_mdp, client=None, *, temperature=0.0):
     Solution
         ``policy`` is a :class:`BlockPolicy` held on the workers; ``values`` (``(S,)``),
         ``expected_return`` and ``soft_value`` are those of :func:`tnmdp.solve` on the same
-        model. ``history`` holds the objective after the sweep (one entry; the per-site history
-        of :func:`tnmdp.solve` needs the left environments of the initial policy, which are
-        not computed here).
+        model. ``history`` (the objective after each site update, as :func:`tnmdp.solve`
+        records it from the uniform initial policy) is computed on first access: one forward
+        pass over the blocks (plus, for ``tau = 0``, one backward pass recomputing ``V_t``).
 
     Raises
     ------
@@ -235,7 +305,11 @@ def solve(block_mdp, client=None, *, temperature=0.0):
                 submit.step("argmax", t, b, 1, _argmax_step, gamma, pairs) for b in range(B)]))
         values = _gather_vector(client, pairs, 0)
         policy = BlockPolicy(block_mdp, client, sites=actions)
-        soft_value, objective = None, weighted_sum(block_mdp.initial, values)
+        soft_value = None
+
+        def history():
+            return _history(block_mdp, client,
+                            _optimal_values(block_mdp, client, blocks, actions))
     else:
         soft_values = [None] * T
         soft_values[T - 1] = [submit("softT", T, b, operator.getitem, pair, 0)
@@ -250,11 +324,15 @@ def solve(block_mdp, client=None, *, temperature=0.0):
         values = _gather_vector(client, pairs, 1)
         policy = BlockPolicy(block_mdp, client, soft_values=soft_values,
                              temperature=temperature)
-        soft_value = objective = weighted_sum(block_mdp.initial, soft)
+        soft_value = weighted_sum(block_mdp.initial, soft)
+        soft_at = [pairs] + soft_values[:-1]  # V_t, t = 0..T-1
+
+        def history():
+            return _history(block_mdp, client, soft_at)
     values.flags.writeable = False
     message = "converged: a backward sweep with an optimal local solver is exact"
     return Solution(policy=policy, expected_return=weighted_sum(block_mdp.initial, values),
-                    values=values, soft_value=soft_value, history=np.array([objective]),
+                    values=values, soft_value=soft_value, history=history,
                     n_sweeps=1, success=True, status=0, message=message)
 
 

@@ -26,7 +26,7 @@ from ..backends.numba.kernels import argmax_rows, product, product_pair
 from ..backends.numba.soft_kernels import soft_rows
 from ..backends.numpy.operators import Operator
 
-__all__ = ["Operator", "block_argmax", "block_soft", "block_policy_value", "fill"]
+__all__ = ["Operator", "block_argmax", "block_soft", "block_policy_value", "block_forward", "fill"]
 
 
 def fill(x, slices):
@@ -121,3 +121,40 @@ def block_policy_value(kind, indptr, cols, vals, rbar, gamma, x, q, actions, pro
                 if p > 0.0:
                     acc += p * q[s * n_actions + a]
             values[s] = acc
+
+
+@njit(cache=True, nogil=True)
+def block_forward(kind, indptr, cols, vals, rbar, dist, y):
+    """Move the left environment of the uniform policy over a row block.
+
+    With ``w[s A + a] = dist[s] / A`` for the block's states, ``y`` (shape ``(S + 1,)``; entry
+    ``S`` collects ELL padding) receives ``P_b^T w``, the block's share of
+    ``Pr(s_{t+1} = .)``; returns the gain ``sum_{w > 0} w rbar`` (so ``0 * -inf`` never
+    enters). ``O(nnz)`` of the block.
+    """
+    n, n_actions = rbar.shape
+    p = 1.0 / n_actions
+    flat = rbar.ravel()
+    y[:] = 0.0
+    gain = 0.0
+    for i in range(n * n_actions):
+        w = dist[i // n_actions] * p
+        gain += w * flat[i] if w > 0.0 else 0.0
+    if kind == 0:
+        for j in range(cols.shape[0]):
+            cj, vj = cols[j], vals[j]
+            for i in range(n * n_actions):
+                y[cj[i]] += vj[i] * (dist[i // n_actions] * p)
+    elif kind == 1:
+        c, d = cols[0], vals[0]
+        for i in range(n * n_actions):
+            w = dist[i // n_actions] * p
+            for k in range(indptr[i], indptr[i + 1]):
+                y[c[k]] += d[k] * w
+    else:
+        for i in range(n * n_actions):
+            w = dist[i // n_actions] * p
+            if w != 0.0:
+                for k in range(vals.shape[1]):
+                    y[k] += vals[i, k] * w
+    return gain
