@@ -281,7 +281,8 @@ def _leading(matvec, dense, n, v0, symmetric):
     else:
         op = spla.LinearOperator((n, n), matvec=matvec, dtype=np.float64)
         solver = spla.eigsh if symmetric else spla.eigs
-        vals, vecs = solver(op, k=1, which="LA" if symmetric else "LR", v0=v0, tol=1e-13,
+        vals, vecs = solver(op, k=1, which="LA" if symmetric else "LR", v0=v0,
+                            tol=1e-13 if symmetric else 1e-11,
                             maxiter=5000)
     k = int(np.argmax(vals.real))
     vec = vecs[:, k]
