@@ -39,7 +39,7 @@ SVDs. The MPO of the sum is the usual finite-state automaton (McCulloch, J. Stat
 
 closed by ``<ID|`` on the left and ``|DONE>`` on the right (``dt |DONE> + |ID>`` for ``P_s``).
 The bond dimension is 2 plus the ranks of the terms crossing a bond: independent of ``L``
-(3 for East, 6 for FA, 4 for TASEP, 4 for SSEP).
+(3 for East, 6 for FA, 4 for TASEP, 6 for SSEP).
 """
 
 from __future__ import annotations
