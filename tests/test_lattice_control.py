@@ -290,6 +290,20 @@ def test_sample_agrees_with_exact_marginals_and_return():
     assert np.all(np.abs(freq - actions[..., 1]) < 5 * se + 1e-12)
 
 
+def test_sample_validates_its_arguments():
+    mdp = random_lattice(24)
+    pi = random_policy(24, mdp)
+    with pytest.raises(ValueError, match="n must be >= 1, got 0"):
+        lattice.sample_controlled(mdp, pi, 0)
+    with pytest.raises(TypeError, match="rng must be None, an int or a numpy.random.Generator"):
+        lattice.sample_controlled(mdp, pi, 5, rng="seed")
+    with pytest.raises(TypeError, match="mdp must be a LatticeMDP, not FiniteMDP"):
+        lattice.sample_controlled(mdp.to_flat(), pi, 5)
+    a = lattice.sample_controlled(mdp, pi, 50, rng=3)
+    b = lattice.sample_controlled(mdp, pi, 50, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(a.states, b.states)
+
+
 def test_heuristics_evaluate_as_flat():
     mdp = lattice.sysadmin(5, 4, p_failed=0.3)
     flat = mdp.to_flat()

@@ -4,7 +4,7 @@ The expected return of a local policy is a 2-D (space x time) tensor network: ro
 transfer operator ``T_t`` (an MPO of bond ``d^2``, :mod:`tnmdp.lattice.control_network`), the
 bottom boundary the product initial state, and the reward a sum of local terms. It is contracted
 row by row with a boundary MPS: ``p_{t+1} = compress(T_t p_t)`` (the distribution of the
-configuration at time ``t+1``), and since the reward is local,
+configuration at time ``t+1``), and since the reward is local::
 
     E[G] = sum_t gamma^t sum_i sum_ctx rho_{t,i}(ctx) rbar_{t,i}(ctx),
     rbar_{t,i}(ctx) = sum_a pi[t, i, ctx, a] reward[t, i, ctx, a],

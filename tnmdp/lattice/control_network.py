@@ -2,7 +2,7 @@
 
 An MPS here is a list of ``L`` arrays ``A[i]`` of shape ``(D_l, d, D_r)`` (``D = 1`` at both ends).
 The distribution ``p_t(x)`` of the configuration at time ``t`` and the value-to-go ``V_t(x)`` are
-such MPS. One time step of a controlled lattice is the transfer operator
+such MPS. One time step of a controlled lattice is the transfer operator::
 
     T_t(x' | x) = prod_i M_{t,i}(x_{i-1}, x_i, x_{i+1}; x'_i),
     M_{t,i}(ctx; x') = sum_a pi[t, i, ctx, a] kernel[t, i, ctx, a, x'],
@@ -15,7 +15,7 @@ policy-averaged reward ``R_t(x) = sum_i rbar_i(x_{i-1}, x_i, x_{i+1})`` is an au
 ``2 + d + d^2`` (:func:`reward_mps`), so ``V_t = R_t + gamma T_t^T V_{t+1}`` is one application,
 one direct sum (:func:`add_mps`) and one compression.
 
-The expected return is a 2-D (space x time) network; a row ``t`` of it is the functional
+The expected return is a 2-D (space x time) network; a row ``t`` of it is the functional::
 
     F_t = <V_{t+1}| T_t |p_t>,
 

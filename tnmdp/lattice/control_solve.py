@@ -3,7 +3,7 @@
 With a policy that is a product of local tensors ``pi[t, i]``, the expected return of a
 :class:`~tnmdp.lattice.control.LatticeMDP` is a 2-D (space x time) network that contains every
 local tensor once, so it is *linear* in each of them (Gillman, Rose & Garrahan 2020, Sect. 3, in
-two dimensions). Holding all other tensors fixed,
+two dimensions). Holding all other tensors fixed::
 
     E[G] = const + sum_{ctx, a} pi[t, i, ctx, a] Q_{t,i}(ctx, a),
     Q_{t,i}(ctx, a) = gamma^t ( rho_{t,i}(ctx) reward[t, i, ctx, a]
