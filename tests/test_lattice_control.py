@@ -413,3 +413,20 @@ def test_solve_options_are_validated():
     assert stopped.status == 2 and not stopped.success and stopped.n_sweeps == 1
     with pytest.raises(AttributeError):
         sol.status = 0
+
+
+# ---------------------------------------------------------------- benchmark smoke run
+def test_benchmark_flat_part_runs_and_agrees():
+    """``benchmarks.lattice_control --part flat --quick``: local optimum = joint optimum."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    pytest.importorskip("benchmarks")
+    from benchmarks import lattice_control
+
+    rows = lattice_control.flat((2, 3), 4)
+    done = [r for r in rows if "ratio" in r]
+    assert len(done) == 4 and all(r["ratio"] == pytest.approx(1.0, abs=1e-12) for r in done)
+    assert all(r["lattice_value_flat"] == pytest.approx(r["lattice_value"], rel=EXACT)
+               for r in done)
