@@ -125,3 +125,18 @@ def test_mps_initial_state_is_accepted():
 def test_validation_messages(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_importing_the_lattice_package_does_not_import_quimb():
+    import subprocess
+    import sys
+
+    code = "import sys, tnmdp, tnmdp.lattice; print('quimb' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_every_public_name_exists_once():
+    assert len(la.__all__) == len(set(la.__all__))
+    for name in la.__all__:
+        assert getattr(la, name) is not None

@@ -19,7 +19,9 @@ indicator of a conserved sector) is contracted layer by layer (Causer, Bañuls &
 ``n_steps = 10^4`` neither overflows nor underflows. ``truncation_error`` is the summed
 discarded weight of all compressions: each bounds the squared relative 2-norm error that step
 adds to the environment (an honest estimate, zero when nothing was truncated; convergence in
-``max_bond`` is shown in the tests and the benchmark).
+``max_bond`` is shown in the tests and the benchmark). The discarded weight bounds a squared
+2-norm error, so the error of ``log Z_n`` behaves like its square root (measured on East
+``L = 64, n = 1000``: weight 1e-9 at bond 16, ``log Z`` 1.6e-5 away from bond 32).
 
 The conditioned (Doob) process at time ``t`` has law ``rho_t(x) = h_t(x) psi_t(x) / Z_n``; its
 densities are ``<n_i(t)> = <h_t| n_i |psi_t> / <h_t|psi_t>`` (:func:`doob_densities`).
