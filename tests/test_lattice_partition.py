@@ -167,6 +167,11 @@ def test_log_partition_validation(kwargs, match):
         la.log_partition(la.east(3, 0.5), args.pop("s"), args.pop("n_steps"), **args)
 
 
+def test_doob_densities_validate_times():
+    with pytest.raises(ValueError, match=r"times must be a 1-D sequence of ints in 0..3"):
+        la.doob_densities(la.east(3, 0.5), 0.1, 3, times=[0, 4])
+
+
 def test_discrete_process_refuses_dt():
     with pytest.raises(ValueError, match=r"dt does not apply to the discrete-time process"):
         la.log_partition(la.vicious_walkers(4, [1]), 0.0, 3, dt=0.1)

@@ -284,8 +284,8 @@ class LatticeProcess:
         """Whether ``W_s`` is symmetric after the similarity by ``equilibrium^(1/2)``, checked per term."""
         if self.time != "continuous" or self.equilibrium is None:
             return False
-        return all(np.allclose(op, op.T, rtol=1e-12, atol=1e-14)
-                   for op in self._symmetrised_terms(0.7))
+        return all(np.allclose(op, op.T, rtol=1e-12, atol=1e-14)  # two fields: no coincidence
+                   for field in (0.0, 0.7) for op in self._symmetrised_terms(field))
 
     # ------------------------------------------------------------------ local operators
     def _grouped(self, s):
@@ -407,7 +407,8 @@ class LatticeProcess:
         s : float
         dt : float, optional
         max_states : int
-            Refuse larger lattices (the reward array is ``(d^L, 1, d^L)``).
+            Refuse larger lattices (the reward array is ``(d^L, 1, d^L)``); at ``s = 0`` the
+            sparse limit is ``max(max_states, 2^20)``.
         """
         from ..model import FiniteMDP
 
@@ -427,7 +428,8 @@ class LatticeProcess:
             rewards = np.zeros((n, 1, n))
             rewards[np.arange(n), 0, np.arange(n)] = np.where(lost > 0, -np.inf, 0.0)
             return FiniteMDP(sp.csr_array(p), rewards, n_steps, self.initial_vector())
-        p = self.transfer_matrix(0.0, dt=dt, max_states=2 ** 30 if s == 0 else max_states)
+        sparse_limit = max(max_states, 2 ** 20) if s == 0.0 else max_states  # no dense reward
+        p = self.transfer_matrix(0.0, dt=dt, max_states=sparse_limit)
         if s == 0.0:
             return FiniteMDP(sp.csr_array(p.T), np.zeros((1, 1, 1)), n_steps, self.initial_vector())
         self._check_size(max_states)
