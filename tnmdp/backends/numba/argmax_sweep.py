@@ -44,7 +44,7 @@ import numpy as np
 
 from ...environments import MEMORY_BUDGET
 from ...kernels import site_probabilities, small_int_dtype
-from ..numpy.operators import Operator, markov_operator
+from ..numpy.operators import Operator, markov_operator, writable
 from .kernels import backward_run, forward_run
 
 __all__ = ["backup_argmax", "propagate_gain", "backward_argmax_sweep", "runs", "packed"]
@@ -75,19 +75,19 @@ def backup_argmax(P, rbar, v, gamma=1.0, *, arrival_reward=None):
 
     Returns
     -------
-    actions : ndarray of int64, shape (S,)
+    actions : ndarray of small ints, shape (S,)
         Per-state argmax of ``Q``, ties to the lowest action.
     values : ndarray, shape (S,)
         ``max_a Q``.
     """
     op = P if isinstance(P, Operator) else Operator(P)
-    v = np.ascontiguousarray(v, dtype=np.float64)
+    v = writable(v)
     S = v.shape[0]
     A = op.shape[0] // S
     arrival = arrival_reward is not None
-    reward = np.ascontiguousarray(arrival_reward if arrival else np.zeros(S), dtype=np.float64)
-    rbar = np.zeros((S, A)) if arrival else np.ascontiguousarray(rbar, dtype=np.float64)
-    actions = np.empty((1, S), dtype=np.int64)
+    reward = writable(arrival_reward if arrival else np.zeros(S))
+    rbar = np.zeros((S, A)) if arrival else writable(rbar)
+    actions = np.empty((1, S), dtype=small_int_dtype(A))  # the sweeps' dtype: one compiled variant
     values = backward_run(*op.args, rbar, reward, arrival, float(gamma), v, np.zeros((1, S)),
                        np.zeros(1), np.ones(1), actions, np.empty(1))
     return actions[0], values
@@ -114,9 +114,9 @@ def propagate_gain(P, probs, rbar, dist):
         ``E[rbar_t(s_t, a_t)]``, zero-weight terms dropped.
     """
     op = Operator(P, transpose=True)
-    probs = np.ascontiguousarray(probs, dtype=np.float64)
-    rbar = np.ascontiguousarray(np.broadcast_to(rbar, probs.shape), dtype=np.float64)
-    dist = np.ascontiguousarray(dist, dtype=np.float64)
+    probs = writable(probs)
+    rbar = writable(np.broadcast_to(rbar, probs.shape))
+    dist = writable(dist)
     out, gain = forward_run(*op.args, probs, rbar, dist, 0.0, np.ones(1), False,
                          np.empty((0, dist.shape[0])), np.empty(1))
     return out, gain
@@ -181,13 +181,13 @@ def backward_argmax_sweep(mdp, sites, *, budget=None, with_history=True):
     def rbar_of(t):
         key = (id(mdp.transition_matrix(t)), t if time_rewards else -1)
         if key not in rbar_cache:
-            rbar_cache[key] = np.ascontiguousarray(mdp.expected_reward(t), dtype=np.float64)
+            rbar_cache[key] = writable(mdp.expected_reward(t))
         return rbar_cache[key]
 
     def reward_of(t):
         key = t if time_rewards else -1
         if key not in reward_cache:
-            reward_cache[key] = (np.ascontiguousarray(mdp.reward_slice(t)[0, 0], dtype=np.float64)
+            reward_cache[key] = (writable(mdp.reward_slice(t)[0, 0])
                                  if arrival else np.zeros(S))
         return reward_cache[key]
 
@@ -205,7 +205,8 @@ def backward_argmax_sweep(mdp, sites, *, budget=None, with_history=True):
     def forward_args(t):
         key = fwd_keys[t]
         if key not in prepared:
-            P, probs, rbar = mdp.transition_matrix(t), np.ascontiguousarray(site_probabilities(sites[t], A), dtype=np.float64), rbar_of(t)
+            P, probs, rbar = (mdp.transition_matrix(t), writable(site_probabilities(sites[t], A)),
+                              rbar_of(t))
             if counts[key] > 2 and A > 1:  # shared along time: move with M_pi (A x fewer rows)
                 M, rbar_pi = markov_operator(P, probs, rbar)
                 args, probs, rbar = (Operator(M, transpose=True).args, np.ones((S, 1)),
@@ -221,7 +222,7 @@ def backward_argmax_sweep(mdp, sites, *, budget=None, with_history=True):
     accs = np.empty(T)
     checkpoints = {}
     dists = np.empty((min(block, T) if with_history else 0, S))
-    dist, acc = np.ascontiguousarray(mdp.initial, dtype=np.float64), 0.0
+    dist, acc = writable(mdp.initial), 0.0
     for b0 in range(0, T, block) if with_history else ():
         checkpoints[b0] = dist
         for start, stop in fwd_runs[b0]:
@@ -233,7 +234,7 @@ def backward_argmax_sweep(mdp, sites, *, budget=None, with_history=True):
     actions = np.empty((T, S), dtype=small_int_dtype(A))
     history = np.empty(T)
     no_rbar = np.zeros((S, A))
-    v = np.ascontiguousarray(mdp.terminal_rewards, dtype=np.float64)
+    v = writable(mdp.terminal_rewards)
     bwd_runs = runs([(id(mdp.transition_matrix(t)), t if time_rewards else -1)
                       for t in range(T)], block)
     scratch = np.empty(0)

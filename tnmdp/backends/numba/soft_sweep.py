@@ -17,6 +17,7 @@ import numpy as np
 
 from ...environments import MEMORY_BUDGET, Checkpoints
 from ...kernels import site_probabilities
+from ..numpy.operators import writable
 from .argmax_sweep import packed, runs
 from .soft_kernels import soft_backward_run
 
@@ -97,13 +98,12 @@ class SoftBackup:
         if self.arrival:
             rbar = self._no_rbar
             if r_key not in self._rewards:
-                self._rewards[r_key] = np.ascontiguousarray(mdp.reward_slice(t)[0, 0],
-                                                            dtype=np.float64)
+                self._rewards[r_key] = writable(mdp.reward_slice(t)[0, 0])
             reward = self._rewards[r_key]
         else:
             key = (id(P), r_key)
             if key not in self._rbars:
-                self._rbars[key] = np.ascontiguousarray(mdp.expected_reward(t), dtype=np.float64)
+                self._rbars[key] = writable(mdp.expected_reward(t))
             rbar, reward = self._rbars[key], self._zeros
         site = self._reference_site(t)
         if site is None:
@@ -112,10 +112,9 @@ class SoftBackup:
             if id(site) not in self._log_refs:
                 if len(self._log_refs) > 64:
                     self._log_refs.clear()
-                probs = np.ascontiguousarray(site_probabilities(site, mdp.n_actions),
-                                            dtype=np.float64)
+                probs = writable(site_probabilities(site, mdp.n_actions))
                 with np.errstate(divide="ignore"):
-                    log_probs = np.ascontiguousarray(np.log(probs))
+                    log_probs = writable(np.log(probs))
                 self._log_refs[id(site)] = (log_probs, np.exp(log_probs))  # as soft_backup
             log_pi0 = self._log_refs[id(site)]
         return self._ops[id(P)][1], rbar, reward, log_pi0
@@ -200,7 +199,7 @@ def backward_soft_sweep(mdp, temperature, reference=None, *, left=None, budget=N
     accs = np.empty(T)
     powers = (float(mdp.discount) ** np.arange(T, dtype=np.float64) if mdp.discount != 1.0
               else np.ones(T))
-    v = np.ascontiguousarray(mdp.terminal_rewards, dtype=np.float64)
+    v = writable(mdp.terminal_rewards)
     u = v
     site_runs = runs([backups.key(t) for t in range(T)], block)
     for b0 in reversed(range(0, T, block)):
@@ -214,5 +213,5 @@ def backward_soft_sweep(mdp, temperature, reference=None, *, left=None, budget=N
                                history=None if history is None else history[start:stop])
     for t in range(0, T, stride):
         store.record(t, kept[t // stride])
-    store.record(T, np.ascontiguousarray(mdp.terminal_rewards, dtype=np.float64))
+    store.record(T, writable(mdp.terminal_rewards))
     return store, u, None if history is None else history[::-1].copy()

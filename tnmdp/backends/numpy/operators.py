@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ELL", "CSR", "DENSE", "DENSE_T", "ELL_PADDING", "Operator", "markov_operator"]
+__all__ = ["ELL", "CSR", "DENSE", "DENSE_T", "ELL_PADDING", "Operator", "markov_operator",
+           "writable"]
 
 #: Operator formats: ELL (rows padded to a common length, stored column-major so that the
 #: product is a vectorised gather), CSR, dense ``y = M x`` and dense transposed ``y = x M``.
@@ -26,6 +27,16 @@ ELL_PADDING = 1.5
 
 _NO_PTR = np.zeros(1, dtype=np.int64)
 _NO_COLS = np.zeros((1, 1), dtype=np.int32)
+
+
+def writable(x):
+    """``x`` as a C-contiguous, writable float64 array: itself when it is one, else a copy.
+
+    The kernels are compiled once per argument type, and numba types read-only arrays apart:
+    vectors handed to them (``O(S)`` or ``O(S A)``) are passed writable so that read-only model
+    arrays do not multiply the compiled specialisations (cold-cache compile time).
+    """
+    return np.require(x, dtype=np.float64, requirements=["C", "W"])
 
 
 #: Rows per chunk when packing (keeps the index temporaries of packing small).
