@@ -398,9 +398,11 @@ def policy_iteration(mdp, *, tol=1e-8, max_iter=None, initial_policy=None, evalu
 
     Notes
     -----
-    Terminates in finitely many iterations (Puterman Thm 6.4.2); each costs one evaluation and
-    one sweep ``O(nnz(P))``. Actions change only when beaten by more than the round-off of the
-    evaluation, so the iteration cannot cycle on ties.
+    Stops as soon as the certificate (module docstring, from the sweep it needs anyway) is
+    within ``tol``, else when the policy is stable: finitely many iterations (Puterman
+    Thm 6.4.2), each one evaluation and one sweep ``O(nnz(P))``. Actions change only when
+    beaten by more than a relative round-off margin, and a repeated policy (a cycle only
+    round-off can cause) stops the iteration.
     """
     prob = _check_args(mdp, tol, max_iter, evaluation, "policy_iteration")
     max_iter = 1000 if max_iter is None else int(max_iter)
@@ -415,12 +417,13 @@ def policy_iteration(mdp, *, tol=1e-8, max_iter=None, initial_policy=None, evalu
         v, err, how = prob.evaluate(actions, v, target)
         history.append(weighted_sum(mdp.initial, v))
         q = prob.q(v)
+        bound = prob.certify(v, q, actions)
+        if bound <= prob.tol:  # tol-optimal already: further gains are below the tolerance
+            break
         new = _improve(q, actions, 16 * _EPS)
         seen.add(hash(actions.tobytes()))
         if np.array_equal(new, actions) or hash(new.tobytes()) in seen:
-            # stable, or a cycle that only round-off can cause: the certificate decides
-            bound = prob.certify(v, q, actions)
-            break
+            break  # stable, or a cycle that only round-off can cause: the certificate decides
         actions = new
     else:
         bound = prob.certify(v, q, actions)
