@@ -21,7 +21,7 @@ from ._validate import check_mdp, check_policy
 from .model import as_rng
 
 __all__ = ["evaluate", "policy_values", "start_values", "moments", "marginals", "sample",
-           "Trajectories"]
+           "Trajectories", "finite_or_raise"]
 
 
 def _check(mdp, policy, atol=None):
@@ -29,7 +29,7 @@ def _check(mdp, policy, atol=None):
     return check_policy(policy, mdp, atol=atol)
 
 
-def _finite_or_raise(value, mdp, what):
+def finite_or_raise(value, mdp, what):
     """``value`` unless float overflow made it ``nan`` or ``+inf`` (rewards are never ``+inf``,
     so an infinite positive return is an overflow), or ``-inf`` without a ``-inf`` reward."""
     arr = np.asarray(value)
@@ -128,7 +128,7 @@ def evaluate(mdp, policy, *, per_state=False, atol=None):
     with np.errstate(over="ignore", invalid="ignore"):
         values = start_values(mdp, policy)
         result = values if per_state else weighted_sum(mdp.initial, values)
-    return _finite_or_raise(result, mdp, "E[G]")
+    return finite_or_raise(result, mdp, "E[G]")
 
 
 def moments(mdp, policy, order=2, *, atol=None):
@@ -175,7 +175,7 @@ def moments(mdp, policy, order=2, *, atol=None):
             return np.array([(-1.0) ** j * np.inf for j in range(1, order + 1)])
     with np.errstate(over="ignore", invalid="ignore"):
         result = _moments(mdp, policy, order, masked)
-    return _finite_or_raise(result, mdp, "a moment of G")
+    return finite_or_raise(result, mdp, "a moment of G")
 
 
 def _moments(mdp, policy, order, masked):
@@ -362,5 +362,5 @@ def sample(mdp, policy, n, *, rng=None, atol=None, backend="auto"):
     with np.errstate(invalid="ignore", over="ignore"):
         returns = rewards @ discounts + mdp.discount ** T * mdp.terminal_rewards[states[:, -1]]
     if np.isnan(returns).any() or (np.isposinf(returns).any()):
-        _finite_or_raise(np.nan, mdp, "a sampled return")
+        finite_or_raise(np.nan, mdp, "a sampled return")
     return Trajectories(states, actions, rewards, returns)

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from . import backends
-from .evaluate import start_values
+from .evaluate import finite_or_raise, start_values
 from .kernels import weighted_sum
 from .local import get_local_solver
 from ._validate import check_mdp, check_reference, check_temperature
@@ -284,19 +284,21 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     sites = _initial_sites(initial_policy, mdp, rng)
 
-    result = sweep(mdp, sites, local, direction=direction, temperature=temperature,
-                   reference=reference, max_sweeps=max_sweeps, tol=tol, callback=callback,
-                   progress=progress, backend=backend)
-    compact_soft = (temperature > 0 and result.right is not None and result.status == 0
-                    and local.optimal and local.exact)
-    if compact_soft:
-        policy = SoftPolicy(mdp, result.right, temperature, reference,
-                            site=soft_site(mdp, temperature, reference, backend))
-    else:
-        policy = Policy._from_sites(result.sites, mdp.n_states, mdp.n_actions)
-    values = result.plain_values if result.plain_values is not None and result.status != 2 \
-        else start_values(mdp, policy)
-    expected = weighted_sum(mdp.initial, values)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked below
+        result = sweep(mdp, sites, local, direction=direction, temperature=temperature,
+                       reference=reference, max_sweeps=max_sweeps, tol=tol, callback=callback,
+                       progress=progress, backend=backend)
+        compact_soft = (temperature > 0 and result.right is not None and result.status == 0
+                        and local.optimal and local.exact)
+        if compact_soft:
+            policy = SoftPolicy(mdp, result.right, temperature, reference,
+                                site=soft_site(mdp, temperature, reference, backend))
+        else:
+            policy = Policy._from_sites(result.sites, mdp.n_states, mdp.n_actions)
+        values = result.plain_values if result.plain_values is not None and result.status != 2 \
+            else start_values(mdp, policy)
+        expected = weighted_sum(mdp.initial, values)
+    finite_or_raise(values, mdp, "the return")  # nan or +inf: float overflow, never returned
     soft_value = float(result.objective) if temperature > 0 else None
     message = STATUS_MESSAGES[result.status]
     if result.status == 0 and direction == "backward" and local.optimal:
