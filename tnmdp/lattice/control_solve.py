@@ -374,13 +374,15 @@ def solve(mdp, *, max_bond=32, max_sweeps=10, tol=1e-9, initial_policy="uniform"
     objective = float(np.sum(sweeper.rows))
     expected = objective if temperature == 0 else evaluate(
         mdp, policy, max_bond=max_bond, cutoff=cutoff).value
-    history = np.array(sweeper.history)
-    history.flags.writeable = False
+    history, sweep_values, sweep_times = (np.array(sweeper.history), np.array(sweep_values),
+                                          np.array(sweep_times))
+    for array in (history, sweep_values, sweep_times):
+        array.flags.writeable = False
     return LatticeSolution(
         policy=policy, expected_return=expected,
         soft_value=objective if temperature > 0 else None,
-        history=history, sweep_values=np.array(sweep_values), sweep_times=np.array(sweep_times),
+        history=history, sweep_values=sweep_values, sweep_times=sweep_times,
         truncation_error=float(truncation),
-        environment_error=abs(objective - sweep_values[-1]),
+        environment_error=float(abs(objective - sweep_values[-1])),
         max_bond_used=int(sweeper.bond), n_sweeps=len(sweep_values),
         success=status == 0, status=status, message=STATUS_MESSAGES[status])
