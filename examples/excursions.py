@@ -15,9 +15,48 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
+import tnmdp
 from tnmdp.plotting import sweep_figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def sweep_snapshots(mdp, direction, *, rng=0, local_solver="powell"):
+    """A single sweep from a seeded random policy, stopped half way and run to the end.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    direction : {"forward", "backward"}
+    rng : int or numpy.random.Generator
+        Seed of the random initial policy (the paper's: ``T S A`` uniform reals normalised per
+        state); both snapshots start from the same policy.
+    local_solver : str
+        ``"powell"`` as in the paper (stochastic optimal sites where actions tie), or
+        ``"argmax"``.
+
+    Returns
+    -------
+    half, full : Solution
+        After ``T // 2`` site updates (``status == 2``, stopped by the callback) and after the
+        whole sweep.
+    """
+    T = mdp.horizon
+    seed = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    initial = seed.random((T, mdp.n_states, mdp.n_actions))
+    initial /= initial.sum(axis=2, keepdims=True)
+    count = {"n": 0}
+
+    def stop_half(state):
+        count["n"] += 1
+        return count["n"] >= T // 2
+
+    kwargs = dict(direction=direction, initial_policy=initial, local_solver=local_solver)
+    half = tnmdp.solve(mdp, callback=stop_half, **kwargs)
+    full = tnmdp.solve(mdp, **kwargs)
+    return half, full
 
 
 def main(argv=None):
@@ -29,8 +68,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
     png = RESULTS / "excursions_fig2.png"
-    _, summary = sweep_figure(args.horizon, rng=args.seed, n_samples=args.samples,
-                              local_solver=args.local_solver, filename=png)
+    mdp = tnmdp.models.excursion(args.horizon)
+    snapshots = {d: sweep_snapshots(mdp, d, rng=args.seed, local_solver=args.local_solver)
+                 for d in ("forward", "backward")}
+    _, summary = sweep_figure(snapshots, rng=args.seed, n_samples=args.samples,
+                              label=f"random initial policy (seed {args.seed}), local solver "
+                                    f"{args.local_solver}", filename=png)
     record = dict(horizon=args.horizon, seed=args.seed, local_solver=args.local_solver,
                   panels=summary)
     (RESULTS / "excursions_fig2.json").write_text(json.dumps(record, indent=2) + "\n")

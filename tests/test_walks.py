@@ -207,8 +207,14 @@ def test_plots_are_written(tmp_path):
     from tnmdp.plotting import density_figure, plot_walk_demo, sweep_figure
 
     plot_walk_demo("meander", 12, soft=True, filename=tmp_path / "demo.png")
-    _, summary = sweep_figure(10, rng=0, n_samples=20, local_solver="argmax",
-                              filename=tmp_path / "fig2.png")
+    mdp = tnmdp.models.excursion(10)
+    initial = np.random.default_rng(0).random((10, mdp.n_states, 2))
+    initial /= initial.sum(axis=2, keepdims=True)
+    snapshots = {d: (tnmdp.solve(mdp, direction=d, initial_policy=initial, max_sweeps=1,
+                                 callback=lambda state: state.site == (5 if d == "backward" else 4)),
+                     tnmdp.solve(mdp, direction=d, initial_policy=initial))
+                 for d in ("forward", "backward")}
+    _, summary = sweep_figure(snapshots, rng=0, n_samples=20, filename=tmp_path / "fig2.png")
     assert summary["backward/full"]["expected_return"] == pytest.approx(1.0, abs=1e-12)
     assert summary["backward/full"]["admissible_fraction"] == 1.0
     _, errors = density_figure(20, filename=tmp_path / "density.png")

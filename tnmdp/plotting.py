@@ -7,7 +7,8 @@ backend is left alone (tnmdp never calls ``matplotlib.use``; figures are saved t
 * :func:`trajectory_panel` -- sampled paths (admissible solid blue, failures dashed red), the
   greedy path (thick black), the sweep position and ``E[G]``: one panel of the paper's Fig. 2.
 * :func:`sweep_figure` -- the paper's Fig. 2 (Gillman, Rose & Garrahan 2020, Sect. 5.2):
-  forward and backward sweeps from a seeded random policy, half done and complete.
+  forward and backward sweeps from a seeded random policy, half done and complete (the sweeps
+  are run by ``examples/excursions.py``).
 * :func:`density_panel`, :func:`density_figure` -- path densities ``Pr(x_t = x)`` of conditioned
   walks against the exact (closed-form) density.
 * :func:`plot_walk_demo` -- the figure of ``tnmdp demo ... --plot FILE``.
@@ -22,7 +23,7 @@ from .evaluate import marginals, sample
 from .models.walks import admissible, conditioned_density, walk_positions
 from .solve import solve
 
-__all__ = ["trajectory_panel", "sweep_snapshots", "sweep_figure", "density_panel",
+__all__ = ["trajectory_panel", "sweep_figure", "density_panel",
            "density_figure", "plot_walk_demo", "draw_network", "chain_layout",
            "WALK_CONDITIONS"]
 
@@ -96,55 +97,23 @@ def trajectory_panel(ax, states, horizon, *, ok=None, greedy=None, site=None, di
     ax.set_ylabel("x")
 
 
-def sweep_snapshots(mdp, direction, *, rng=0, local_solver="powell"):
-    """A single sweep from a seeded random policy, stopped half way and run to the end.
-
-    Parameters
-    ----------
-    mdp : FiniteMDP
-    direction : {"forward", "backward"}
-    rng : int or numpy.random.Generator
-        Seed of the random initial policy (the paper's: ``T S A`` uniform reals normalised per
-        state); both snapshots start from the same policy.
-    local_solver : str
-        ``"powell"`` as in the paper (stochastic optimal sites where actions tie), or
-        ``"argmax"``.
-
-    Returns
-    -------
-    half, full : Solution
-        After ``T // 2`` site updates (``status == 2``, stopped by the callback) and after the
-        whole sweep.
-    """
-    T = mdp.horizon
-    seed = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    initial = seed.random((T, mdp.n_states, mdp.n_actions))
-    initial /= initial.sum(axis=2, keepdims=True)
-    count = {"n": 0}
-
-    def stop_half(state):
-        count["n"] += 1
-        return count["n"] >= T // 2
-
-    kwargs = dict(direction=direction, initial_policy=initial, local_solver=local_solver)
-    half = solve(mdp, callback=stop_half, **kwargs)
-    full = solve(mdp, **kwargs)
-    return half, full
-
-
-def sweep_figure(horizon=20, *, rng=0, n_samples=100, local_solver="powell", filename=None):
+def sweep_figure(snapshots, *, rng=0, n_samples=100, label=None, filename=None):
     """The paper's Fig. 2: forward and backward sweeps of the excursion, half done and complete.
 
+    Draws given solutions; the sweeps themselves are an experiment
+    (``examples/excursions.py``, ``sweep_snapshots``).
+
     Parameters
     ----------
-    horizon : int
-        ``T`` (even).
+    snapshots : dict
+        ``{"forward": (half, full), "backward": (half, full)}``: :class:`tnmdp.Solution` of the
+        excursion after ``T // 2`` site updates and after the whole sweep.
     rng : int
-        Seed of the random initial policy and of the sampled trajectories.
+        Seed of the sampled trajectories.
     n_samples : int
         Trajectories per panel.
-    local_solver : str
-        ``"powell"`` (the paper's) or ``"argmax"``.
+    label : str, optional
+        Appended to the figure title (e.g. the seed and the local solver).
     filename : str or path-like, optional
 
     Returns
@@ -157,12 +126,12 @@ def sweep_figure(horizon=20, *, rng=0, n_samples=100, local_solver="powell", fil
     from .models.walks import excursion
 
     plt = _pyplot()
+    horizon = snapshots["backward"][1].policy.horizon
     mdp = excursion(horizon)
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True, sharey=True)
     summary = {}
     for row, direction in enumerate(("forward", "backward")):
-        snapshots = sweep_snapshots(mdp, direction, rng=rng, local_solver=local_solver)
-        for col, (stage, sol) in enumerate(zip(("half", "full"), snapshots)):
+        for col, (stage, sol) in enumerate(zip(("half", "full"), snapshots[direction])):
             paths = sample(mdp, sol.policy, n_samples, rng=np.random.default_rng(rng + 1))
             greedy = sample(mdp, sol.policy.greedy(), 1, rng=0).states[0]
             ok = admissible(paths.states, horizon, floor=0, end=0)
@@ -178,8 +147,8 @@ def sweep_figure(horizon=20, *, rng=0, n_samples=100, local_solver="powell", fil
                 greedy_admissible=bool(admissible(greedy[None], horizon, floor=0, end=0)[0]),
                 deterministic=bool(sol.policy.deterministic))
     fig.suptitle(f"Excursions, T = {horizon}: {n_samples} samples per panel "
-                 f"(blue solid: excursion, red dashed: not), greedy path in black; "
-                 f"random initial policy (seed {rng}), local solver {local_solver}", fontsize=10)
+                 f"(blue solid: excursion, red dashed: not), greedy path in black"
+                 + (f"; {label}" if label else ""), fontsize=10)
     fig.tight_layout()
     _save(fig, filename)
     return fig, summary
