@@ -40,7 +40,6 @@ combinatorially first); the others are solved on the finite sub-problem.
 from __future__ import annotations
 
 import numbers
-import time
 
 import numpy as np
 import scipy.linalg as la
@@ -265,7 +264,7 @@ class _Problem:
         self.c = self.gamma / (1.0 - self.gamma)
         self.dead = _dead_states(mdp)
         self.alive = None if self.dead is None else np.flatnonzero(~self.dead)
-        self.start = time.perf_counter()
+        self._operator = None
 
     def initial_value(self):
         v = np.zeros(self.mdp.n_states)
@@ -288,14 +287,25 @@ class _Problem:
         """``w - v`` on the finite states."""
         return (w - v) if self.alive is None else (w[self.alive] - v[self.alive])
 
+    def operator(self, actions):
+        """``(P_pi, r_pi)`` on the finite states; the last one is kept (only one: memory)."""
+        key = actions.tobytes()
+        if self._operator is not None and self._operator[0] == key:
+            return self._operator[1:]
+        self._operator = None  # free the previous one before building
+        P_pi, r_pi = policy_matrix(self.mdp, StationaryPolicy.from_actions(actions,
+                                                                          self.mdp.n_actions))
+        if self.alive is not None:
+            P_pi, r_pi = P_pi[self.alive][:, self.alive], r_pi[self.alive]
+        self._operator = (key, P_pi, r_pi)
+        return P_pi, r_pi
+
     def evaluate(self, actions, v0, target):
-        policy = StationaryPolicy.from_actions(actions, self.mdp.n_actions)
-        P_pi, r_pi = policy_matrix(self.mdp, policy)
+        P_pi, r_pi = self.operator(actions)
         if self.alive is None:
             return _solve_finite(P_pi, r_pi, self.gamma, v0, target, self.evaluation)
         v = np.full(self.mdp.n_states, -np.inf)
-        sub = P_pi[self.alive][:, self.alive]
-        v[self.alive], err, how = _solve_finite(sub, r_pi[self.alive], self.gamma,
+        v[self.alive], err, how = _solve_finite(P_pi, r_pi, self.gamma,
                                                 None if v0 is None else v0[self.alive], target,
                                                 self.evaluation)
         return v, err, how
@@ -441,7 +451,8 @@ def _iterate(prob, k, max_iter, name, initial_policy):
     while True:
         n += 1
         q = prob.q(v)
-        actions = _improve(q, actions, 0.0)
+        previous, actions = actions, _improve(q, actions, 0.0)
+        settled = previous is not None and np.array_equal(previous, actions)
         w = row_max(q)
         history.append(weighted_sum(mdp.initial, w))
         # with pi greedy in q the bound is c sp(L v - v): Puterman's span rule (Sect. 6.6.3)
@@ -450,22 +461,21 @@ def _iterate(prob, k, max_iter, name, initial_policy):
             ev, err, how = prob.evaluate(actions, w, 0.0)  # exact: to round-off
             return prob.finish(actions, ev, err, how, bound, history, n, name, max_iter)
         if k:
-            P_pi, r_pi = policy_matrix(mdp, StationaryPolicy.from_actions(actions,
-                                                                          mdp.n_actions))
-            if prob.alive is not None:
-                P_pi, r_pi, u = P_pi[prob.alive][:, prob.alive], r_pi[prob.alive], w[prob.alive]
-            else:
-                u = w
-            # partial evaluation: stop once the span has shrunk 20-fold below the improvement
-            # step's (Puterman's MPI allows any m_n >= 0), or has converged outright
-            quiet = max(prob.tol / (4 * prob.c), bound / (20 * prob.c))
+            P_pi, r_pi = prob.operator(actions)
+            u = w if prob.alive is None else w[prob.alive]
+            # partial evaluation (Puterman's MPI allows any m_n >= 0): while the policy still
+            # changes, stop once the span has shrunk 20-fold below the improvement step's; once
+            # it repeats, evaluate it to the tolerance (L_pi sweeps cost 1/A of a Bellman sweep)
+            quiet = prob.tol / (4 * prob.c)
+            if not settled:
+                quiet = max(quiet, bound / (20 * prob.c))
             for _ in range(k):
                 u_next = r_pi + prob.gamma * (P_pi @ u)
                 d = u_next - u
                 u = u_next
                 if d.size == 0 or float(d.max() - d.min()) <= quiet:
                     break
-            del P_pi, r_pi, d, u_next  # free before the next sweep allocates its own
+            del d, u_next, P_pi, r_pi  # the cache's reference is the only one left
             if prob.alive is not None:
                 w = w.copy()
                 w[prob.alive] = u
@@ -499,9 +509,9 @@ def modified_policy_iteration(mdp, *, k=20, tol=1e-8, max_iter=None, initial_pol
     """Modified policy iteration (Puterman & Shin 1978; Puterman 1994, Sect. 6.5).
 
     Each iteration is one improvement sweep ``v <- L v`` (greedy policy ``pi``) followed by up
-    to ``k`` sweeps of ``L_pi`` (fewer once ``sp(L_pi u - u)`` has shrunk 20-fold below the
-    improvement step's ``sp(L v - v)``, or below a quarter of the span rule's threshold: any
-    number of sweeps per iteration keeps MPI convergent, Puterman Sect. 6.5); it stops by the span rule of :func:`value_iteration` and certifies
+    to ``k`` sweeps of ``L_pi`` (fewer once ``sp(L_pi u - u)`` is below a quarter of the span
+    rule's threshold, or, while the policy still changes, 20-fold below the improvement step's
+    ``sp(L v - v)``: any number of sweeps per iteration keeps MPI convergent, Puterman 6.5); it stops by the span rule of :func:`value_iteration` and certifies
     the exactly evaluated policy in the same way.
 
     Parameters
