@@ -13,9 +13,10 @@ Importing this package imports numba (about 0.5 s); :func:`tnmdp.backends.compil
 lazily, on the first sweep that needs it.
 """
 
+from .. import worthwhile
 from ..numpy.operators import Operator, markov_operator
 from .argmax_sweep import backup_argmax, backward_argmax_sweep, propagate_gain
 from .soft_sweep import SoftBackup, backward_soft_sweep
 
-__all__ = ["Operator", "backup_argmax", "propagate_gain", "markov_operator",
+__all__ = ["Operator", "backup_argmax", "propagate_gain", "markov_operator", "worthwhile",
            "backward_argmax_sweep", "SoftBackup", "backward_soft_sweep"]
