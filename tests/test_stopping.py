@@ -121,3 +121,13 @@ def test_stopping_validation_and_refusals():
                        ("tilted", lambda: tnmdp.doob_transform(mdp))]:
         with pytest.raises(ValueError, match=f"{name}.* needs a fixed episode length"):
             call()
+
+
+def test_pickling_keeps_the_weighted_rewards():
+    import pickle
+
+    P, R, term, pmf, init = setup(6, "state_action")
+    mdp = tnmdp.FiniteMDP(P, R, T, init, term, stopping=pmf)
+    again = pickle.loads(pickle.dumps(mdp))
+    assert tnmdp.solve(again).expected_return == pytest.approx(
+        tnmdp.solve(mdp).expected_return, abs=1e-14)

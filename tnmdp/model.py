@@ -181,15 +181,16 @@ class FiniteMDP:
         self._reward_law = None
         self._expected_reward_cache = {}
         self._site_cache = {}
-        self.stopping, self._stop_terminal = None, None
+        self.stopping = None
         if stopping is not None:
             self._apply_stopping(stopping)
 
     def _apply_stopping(self, stopping):
         """Random episode length ``N ~ stopping`` (``stopping[n-1] = Pr(N = n)``): the reward of
         site ``t`` is weighted by ``Pr(N > t)`` and the terminal reward, paid at the stop, by
-        ``gamma Pr(N = t + 1)`` at site ``t`` -- folded into the site's reward when that depends
-        on ``s'``, else into :meth:`expected_reward`."""
+        ``gamma Pr(N = t + 1)`` at site ``t`` -- added to the site's reward per ``s'`` when that
+        depends on ``s'``, else as its expectation given ``(s, a)``. Everything lives in the
+        reward array, so saving and pickling keep it (not ``stopping`` itself)."""
         T, S = self.horizon, self.n_states
         if T is None:
             raise ValueError("stopping= needs a finite horizon; a continuing MDP has none")
@@ -212,11 +213,15 @@ class FiniteMDP:
             w = survival.reshape(T, 1, 1, 1)
             rewards = np.where(w > 0, w * self._rewards, 0.0)  # 0 * -inf is 0: never reached
             term = self.terminal_rewards
-            if (term != 0).any() and rewards.shape[3] > 1:
+            if (term != 0).any() and rewards.shape[3] > 1:  # s'-dependent: add it per s'
                 tw = stop.reshape(T, 1, 1, 1)
                 rewards = rewards + np.where(tw > 0, tw * term, 0.0)
-            elif (term != 0).any():
-                self._stop_terminal = (stop, term)
+            elif (term != 0).any():  # state-action rewards: add its expectation given (s, a)
+                from .kernels import matvec
+                rewards = np.array(np.broadcast_to(rewards, (T, S, self.n_actions, 1)))
+                for t in np.flatnonzero(stop > 0):
+                    rewards[t, :, :, 0] += stop[t] * matvec(self.transition_matrix(t),
+                                                            term).reshape(S, self.n_actions)
         self._rewards = rewards
         self.terminal_rewards = np.zeros(S)  # Pr(N > T) = 0: nothing is paid at T
         self.stopping = pmf
@@ -571,11 +576,6 @@ class FiniteMDP:
             rbar = matvec(self.transition_matrix(t), reward[0, 0]).reshape(S, A)
         else:
             rbar = np.asarray(self.weighted_transitions(t, _identity).sum(axis=1)).reshape(S, A)
-        if self._stop_terminal is not None:  # terminal reward paid at a stop after site t
-            from .kernels import matvec
-            weight, term = self._stop_terminal[0][t], self._stop_terminal[1]
-            if weight > 0:
-                rbar = rbar + weight * matvec(self.transition_matrix(t), term).reshape(S, A)
         if len(self._expected_reward_cache) > 4:
             self._expected_reward_cache.clear()
         self._expected_reward_cache[key] = rbar
