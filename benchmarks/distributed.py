@@ -103,10 +103,11 @@ def single_process(n_states, horizon):
     mdp = tnmdp.FiniteMDP(P, r, horizon, 0)
     del P
     built = time.perf_counter() - start
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     sol = tnmdp.solve(mdp)
-    solved = time.perf_counter() - start
+    solved, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {"build_s": built, "solve_s": solved, "step_s": solved / horizon,
+            "cpu_per_step_s": cpu / horizon,  # all threads of the process
             "expected_return": sol.expected_return, "peak_rss_mib": peak_rss_mib(),
             "numba_threads": os.environ.get("NUMBA_NUM_THREADS", "default")}
 
@@ -229,8 +230,11 @@ def plot(result, path):
     ax0.bar(names, np.array(compute) * 1e3, label="compute, wall (slowest block)")
     ax0.bar(names, np.array(overhead) * 1e3, bottom=np.array(compute) * 1e3,
             label="overhead (scheduling, transfer)")
-    ax0.hlines([c["backup_cpu_per_step_per_worker_s"] * 1e3 for c in clusters], [1.6, 2.6],
-               [2.4, 3.4], colors="k", linewidth=2, label="CPU time per step and worker")
+    cpu = [s.get("cpu_per_step_s", np.nan) for s in singles] + [
+        c["backup_cpu_per_step_per_worker_s"] for c in clusters]
+    ax0.hlines(np.array(cpu) * 1e3, np.arange(4) - 0.4, np.arange(4) + 0.4, colors="k",
+               linewidth=2, label="CPU time per step (process; per worker)")
+    ax0.set_ylim(0, 1.4 * max(np.array(compute) + np.array(overhead)) * 1e3)
     ax0.set_ylabel("time per step (ms)")
     load = result["machine"].get("load_average", [float("nan")])[0]
     ax0.set_title(f"S={result['states']:,}, A={N_ACTIONS}, {ROW_NNZ} nnz/row, "
