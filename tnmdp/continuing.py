@@ -475,7 +475,9 @@ def _iterate(prob, k, max_iter, name, initial_policy):
                 u = u_next
                 if d.size == 0 or float(d.max() - d.min()) <= quiet:
                     break
-            del d, u_next, P_pi, r_pi  # the cache's reference is the only one left
+            del d, u_next, P_pi, r_pi
+            if not settled:  # keep P_pi only for a policy that may be final (peak memory)
+                prob._operator = None
             if prob.alive is not None:
                 w = w.copy()
                 w[prob.alive] = u

@@ -166,13 +166,15 @@ def as_stationary_policy(policy, mdp, *, name="policy"):
 def _csr_rows(P, rows, block=1 << 15):
     """``P[rows]`` for a canonical CSR ``P``, gathered in blocks of rows: the only full-size
     arrays are the result's (scipy's fancy row indexing also holds index arrays of the full
-    size, which set the peak memory of a policy iteration on ~10^6-row models)."""
+    size, which set the peak memory of a policy iteration on ~10^6-row models), with 32-bit
+    indices whenever they suffice."""
     starts = P.indptr[rows]
     lengths = P.indptr[rows + 1] - starts
-    indptr = np.zeros(rows.size + 1, dtype=P.indptr.dtype)
+    small = max(P.shape[1], int(lengths.sum())) < 2**31  # 32-bit indices suffice
+    indptr = np.zeros(rows.size + 1, dtype=np.int32 if small else P.indptr.dtype)
     np.cumsum(lengths, out=indptr[1:])
     data = np.empty(int(indptr[-1]), dtype=P.data.dtype)
-    indices = np.empty(int(indptr[-1]), dtype=P.indices.dtype)
+    indices = np.empty(int(indptr[-1]), dtype=np.int32 if small else P.indices.dtype)
     for lo in range(0, rows.size, block):
         hi = min(rows.size, lo + block)
         a, b = int(indptr[lo]), int(indptr[hi])
