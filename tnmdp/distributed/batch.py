@@ -112,7 +112,8 @@ def solve_many(mdps_or_factories, *, client=None, **solve_kwargs):
         futures = [client.submit(solve_one, i, item, solve_kwargs, pure=False)
                    for i, item in enumerate(items)]
         return [_unpack(fields, item) for fields, item in zip(client.gather(futures), items)]
-    n_workers = min(len(items), len(os.sched_getaffinity(0)))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    n_workers = min(len(items), cpus or 1)
     if n_workers <= 1:
         return [_unpack(solve_one(i, item, solve_kwargs), item) for i, item in enumerate(items)]
     import multiprocessing
