@@ -9,7 +9,7 @@ Cases (issue 14, item 6; the density threshold of :data:`tnmdp.model.SPARSE_DENS
   bandwidth bound is the bytes one backward induction must stream -- ``T`` times the operator
   (``12 nnz + 4 (S A + 1)`` bytes) plus the ``Q``/``V`` vectors -- divided by the streaming
   bandwidth measured in the same run (a numpy sum over a 256 MB array). Ratios are given for
-  wall and CPU time: on the shared machine (load ~12 on 2 cores while measured) the CPU-time
+  wall and CPU time: on the shared machine under load (up to ~12 on 2 cores) the CPU-time
   ratios are the meaningful ones.
   Memory: peak RSS growth of a first ``solve`` (packing included) in a fresh subprocess,
   sampled by a thread while the kernels run (numba's allocations are invisible to
