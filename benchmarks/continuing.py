@@ -314,44 +314,45 @@ def run_cell(cell, gamma, *, quick=False, timeout=120.0, solvers=None):
 
 
 def plot(results, path):
-    """One panel per cell: time per solver and gamma (log scale)."""
-    import matplotlib
-
+    """One panel per cell: time per solver and gamma (log scale); one colour per solver."""
     from matplotlib.figure import Figure
 
-    del matplotlib
+    colours = {name: f"C{i}" for i, name in enumerate(SOLVERS)}
     cells = sorted(results)
-    fig = Figure(figsize=(5 * len(cells), 4.2), constrained_layout=True)
+    fig = Figure(figsize=(5.5 * len(cells), 4.4), constrained_layout=True)
     axes = fig.subplots(1, len(cells), squeeze=False)[0]
     for ax, cell in zip(axes, cells):
         gammas = sorted(results[cell], key=float)
         names = [n for n in SOLVERS if any(n in results[cell][g] for g in gammas)]
         width = 0.8 / max(len(names), 1)
         for i, name in enumerate(names):
-            xs, ys, hatch = [], [], []
             for j, g in enumerate(gammas):
                 rec = results[cell][g].get(name, {})
-                if "seconds" in rec and rec.get("ok"):
-                    xs.append(j + i * width)
-                    ys.append(rec["seconds"])
+                x = j + i * width
+                if "seconds" in rec:
+                    style = {} if rec.get("ok") else dict(hatch="xx", alpha=0.4)
+                    ax.bar(x, rec["seconds"], width, color=colours[name], **style)
                 elif "timeout" in rec:
-                    xs.append(j + i * width)
-                    ys.append(rec["timeout"])
-                    hatch.append(len(xs) - 1)
-            bars = ax.bar(xs, ys, width, label=name, color=f"C{i}")
-            for k in hatch:
-                bars[k].set_hatch("//")
-                bars[k].set_alpha(0.4)
+                    ax.bar(x, rec["timeout"], width, color=colours[name], hatch="//", alpha=0.4)
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(gammas))],
                       [f"gamma={g}" for g in gammas])
         ax.set_yscale("log")
         ax.set_ylabel("seconds to a policy within 1e-8 of V*")
         ax.set_title({"a": "(a) dense S=1000, A=8", "b": "(b) sparse S=200,000, A=4",
                       "c": "(c) corridor S=100,000, A=2"}[cell])
-    axes[0].legend(fontsize=7, loc="upper left")
-    fig.suptitle("Continuing discounted MDPs (hatched: stopped at the time limit; missing: "
-                 "skipped, see JSON)", fontsize=9)
-    fig.savefig(path, dpi=110)
+    handles = [matplotlib_patch(colours[n], n) for n in SOLVERS
+               if any(n in results[c][g] for c in cells for g in results[c])]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8)
+    fig.suptitle("Continuing discounted MDPs, one thread (hatched //: stopped at the time "
+                 "limit; xx: policy not within 1e-8 of V*; missing: skipped or failed, see "
+                 "JSON)", fontsize=9)
+    fig.savefig(path, dpi=100)
+
+
+def matplotlib_patch(colour, label):
+    from matplotlib.patches import Patch
+
+    return Patch(color=colour, label=label)
 
 
 def main(argv=None):

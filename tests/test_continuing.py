@@ -206,8 +206,13 @@ def test_model_refuses_time_dependent_data():
 def test_finite_horizon_functions_refuse_continuing():
     mdp = random_mdp(0, S=4, A=2)[0]
     uniform = np.full((1, 4, 2), 0.5)
+    from tnmdp import network
+
     for call in (lambda: tnmdp.marginals(mdp, uniform), lambda: tnmdp.moments(mdp, uniform),
-                 lambda: tnmdp.sample(mdp, uniform, 3), lambda: tnmdp.log_partition(mdp)):
+                 lambda: tnmdp.sample(mdp, uniform, 3), lambda: tnmdp.log_partition(mdp),
+                 lambda: tnmdp.doob_transform(mdp), lambda: network.dynamics_mpo(mdp),
+                 lambda: network.policy_mps(mdp, uniform), lambda: network.moment_mpo(mdp),
+                 lambda: network.partition_network(mdp)):
         with pytest.raises(ValueError, match=r"mdp is continuing \(horizon=None\)"):
             call()
 

@@ -95,6 +95,7 @@ def dynamics_mpo(mdp, *, copy_tensors=False):
         ``a{t}``, ``r{t}`` (``t = 0..T``) and, with hyperindices, ``s{t}`` to the policy.
     """
     qtn = _qtn()
+    mdp.require_horizon()
     _check_finite(mdp)
     T = mdp.horizon
     tensors = [qtn.Tensor(mdp.initial.copy(), inds=("s0",), tags={"P0"})]
@@ -119,6 +120,7 @@ def policy_mps(mdp, policy, *, copy_tensors=False):
 
     With ``copy_tensors=True`` its state leg is ``d{t}`` (the copy tensor's third leg).
     """
+    mdp.require_horizon()
     from .policy import as_policy
 
     qtn = _qtn()
@@ -137,6 +139,9 @@ def moment_mpo(mdp, order=1):
     the right and carry ``order!``. For ``order = 1`` this is the paper's ``[[I, R], [0, I]]``.
     """
     qtn = _qtn()
+    mdp.require_horizon()
+    if order > 1:
+        mdp.require_fixed_length("moment_mpo of order > 1")
     _check_finite(mdp)
     T, k = mdp.horizon, order
     tensors = []
@@ -193,6 +198,8 @@ def partition_network(mdp, *, temperature=1.0, reference_policy=None):
     from .policy import Policy
 
     qtn = _qtn()
+    mdp.require_horizon()
+    mdp.require_fixed_length("partition_network")
     T, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
     reference = Policy.uniform(T, S, A) if reference_policy is None else reference_policy
     tensors = [qtn.Tensor(mdp.initial.copy(), inds=("s0",), tags={"P0"})]
