@@ -212,9 +212,16 @@ def test_finite_horizon_functions_refuse_continuing():
                  lambda: tnmdp.sample(mdp, uniform, 3), lambda: tnmdp.log_partition(mdp),
                  lambda: tnmdp.doob_transform(mdp), lambda: network.dynamics_mpo(mdp),
                  lambda: network.policy_mps(mdp, uniform), lambda: network.moment_mpo(mdp),
-                 lambda: network.partition_network(mdp)):
+                 lambda: network.partition_network(mdp),
+                 lambda: tnmdp.policy_values(mdp, uniform),
+                 lambda: tnmdp.event_probability(mdp, uniform)):
         with pytest.raises(ValueError, match=r"mdp is continuing \(horizon=None\)"):
             call()
+
+
+def test_reference_oracle_refuses_continuing():
+    with pytest.raises(ValueError, match="the reference oracles need a finite horizon"):
+        reference.backward_induction(random_mdp(0, S=4, A=2)[0])
 
 
 def test_solve_argument_errors():

@@ -176,6 +176,9 @@ def model_arrays(mdp):
     ``terminal``, ``discount`` and ``horizon``.
     """
     S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
+    if T is None:
+        raise ValueError("the reference oracles need a finite horizon; mdp is continuing "
+                         "(horizon=None)")
     mats = {}
     for t in range(T):
         P = mdp.transition_matrix(t)
