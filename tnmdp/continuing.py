@@ -10,31 +10,33 @@ and every method below is a sequence of sweeps of that one site (``kernels.backu
 ``O(nnz(P))``) plus the exact evaluation of stationary policies:
 
 * ``policy_iteration`` (Howard; Puterman 1994, Sect. 6.4): evaluate the policy exactly, improve
-  greedily (keeping the current action on ties within round-off), stop when the policy is stable.
+  greedily (keeping the current action unless beaten beyond round-off); stop as soon as the
+  certificate below is within ``tol``, or when the policy repeats.
 * ``value_iteration`` (Puterman Sect. 6.3) with the span stopping rule of Sect. 6.6.3:
-  stop when ``sp(v_{n+1} - v_n) < eps (1 - gamma) / gamma``.
+  stop when ``gamma / (1 - gamma) sp(L v - v) <= tol``.
 * ``modified_policy_iteration`` (Puterman Sect. 6.5, Puterman & Shin 1978): one improvement,
-  then ``k`` sweeps of the policy's own operator ``L_pi``.
+  then up to ``k`` sweeps of the policy's own operator ``L_pi`` (adaptively fewer).
 
 Policy evaluation (:func:`discounted_values`) solves ``(I - gamma P_pi) v = r_pi``: by
-iteration of ``L_pi`` with MacQueen's extrapolation when the chain mixes fast (certified by the
-bounds below), else by dense LAPACK (``scipy.linalg.solve``), LAPACK's banded LU
-(``solve_banded``) or a sparse LU (``splu``) when ``P_pi`` is banded, or GMRES warm-started from the previous value when it is not (the fill-in of
-a sparse LU of a random sparse matrix is prohibitive).
+iteration of ``L_pi`` with MacQueen's extrapolation when the chain mixes fast (accepted only
+with relative accuracy in every state), else by dense LAPACK (``scipy.linalg.solve``), LAPACK's
+banded LU (``solve_banded``) or a sparse LU (``splu``) when ``P_pi`` is banded, or GMRES
+warm-started from the previous value when it is not (the fill-in of a sparse LU of a random
+sparse matrix is prohibitive). The result is certified: ``|v - V^pi| <= max|L_pi v - v| /
+(1 - gamma)``, at round-off level (``eps |V| / (1 - gamma)``).
 
 Guarantees. For any ``v`` and any policy, Puterman's Theorem 6.6.6 (MacQueen 1966) gives
 
     L v + c min(L v - v) <= V* <= L v + c max(L v - v),       c = gamma / (1 - gamma),
 
-and the same with ``L_pi`` for ``V^pi``. Every solver ends with the exact evaluation of its
-returned policy ``pi`` (``values``, with a certified error ``delta`` from the ``L_pi`` bounds) and
-the certificate
+and the same with ``L_pi`` for ``V^pi``. Hence, from the ``Q_v`` of the last sweep,
 
-    max_s (V*(s) - V^pi(s)) <= max(L v - v) / (1 - gamma) + delta,
+    max_s (V*(s) - V^pi(s)) <= max(L v - L_pi v) + c (max(L v - v) - min(L_pi v - v)),
 
-stated in ``Solution.message``; ``success`` means it is ``<= tol``. States from which every
-policy meets a ``-inf`` reward with positive probability have ``V* = V^pi = -inf`` (found
-combinatorially first); the others are solved on the finite sub-problem.
+the certificate stated in ``Solution.message``; ``success`` means it is ``<= tol``. Every solver
+returns its policy's own values (the evaluation above). States from which every policy meets a
+``-inf`` reward with positive probability have ``V* = V^pi = -inf`` (found combinatorially
+first); the others are solved on the finite sub-problem.
 """
 
 from __future__ import annotations
