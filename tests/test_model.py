@@ -199,3 +199,15 @@ def test_mostly_zero_dense_input_is_stored_sparse():
     ref = tnmdp.reference.backward_induction_arrays(P, R, np.eye(S)[0], horizon=5)
     sol = tnmdp.solve(sparse_mdp, backend="numpy")
     np.testing.assert_allclose(sol.values, ref[1], rtol=0, atol=1e-12)
+
+
+def test_time_dependent_dense_input_keeps_one_format():
+    """CSR only when every step is mostly zeros: a model never mixes dense and CSR steps."""
+    S, A, T = 512, 4, 2
+    sparse_step = np.zeros((S, A, S))
+    sparse_step[np.arange(S), :, (np.arange(S) + 1) % S] = 1.0  # one successor: density 1/512
+    dense_step = np.full((S, A, S), 1.0 / S)
+    both_sparse = FiniteMDP(np.stack([sparse_step, sparse_step]), np.zeros((S, A)), T, 0)
+    assert all(sp.issparse(both_sparse.transition_matrix(t)) for t in range(T))
+    mixed = FiniteMDP(np.stack([sparse_step, dense_step]), np.zeros((S, A)), T, 0)
+    assert not any(sp.issparse(mixed.transition_matrix(t)) for t in range(T))

@@ -279,6 +279,12 @@ class FiniteMDP:
                                  f"transitions[t=0] has S={shape_sa[0]}, A={shape_sa[1]}")
             cache[key] = mat
             matrices.append(mat)
+        distinct = list({id(m): m for m in matrices}.values())
+        if all(not sp.issparse(m) and m.size >= SPARSE_MIN_SIZE
+               and np.count_nonzero(m) <= SPARSE_DENSITY * m.size for m in distinct):
+            # mostly zeros (every step): CSR products are faster; one format for all steps
+            as_csr = {id(m): sp.csr_array(m) for m in distinct}
+            matrices = [as_csr[id(m)] for m in matrices]
         return tuple(matrices), shape_sa[0], shape_sa[1]
 
     def _read_operator(self, op, t):
@@ -315,11 +321,7 @@ class FiniteMDP:
             # a copy, read-only: editing the caller's array later changes nothing here
             mat = np.array(arr, dtype=np.float64, order="C").reshape(n_states * n_actions, n_states)
             sums = mat.sum(axis=1)
-            if mat.size >= SPARSE_MIN_SIZE and np.count_nonzero(mat) <= SPARSE_DENSITY * mat.size:
-                mat = sp.csr_array(mat)  # mostly zeros: CSR products are faster (no stored 0s)
-                mat.sort_indices()
-            else:
-                mat.flags.writeable = False
+            mat.flags.writeable = False
         if n_actions == 0:
             raise ValueError("transitions must have at least one action")
         bad = np.abs(sums - 1.0) > self.atol
