@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["MEMORY_BUDGET", "Checkpoints", "recursion"]
+from .kernels import (backup, log_reference, propagate, row_objective, site_probabilities,
+                      site_value, weighted_sum)
+
+__all__ = ["MEMORY_BUDGET", "Checkpoints", "recursion", "SiteEnvironments"]
 
 #: Bytes a cache of per-site vectors (environments, soft values) may use before it switches to
 #: ``sqrt(T)`` checkpoints.
@@ -114,3 +117,64 @@ def recursion(step, first, n, nbytes, forward, budget=None):
             x = step(t - 1, x) if forward else step(t, x)
         store.record(t, x)
     return store
+
+
+class SiteEnvironments:
+    """The environment moves of one MDP, temperature and reference policy.
+
+    ``right_step(sites)`` maps ``V_{t+1}`` to ``V_t`` (one backup, ``O(nnz(P_t))``) and
+    ``left_step(sites)`` maps the left environment ``(dist, acc)`` at ``t`` to ``t + 1`` (one
+    transposed product): the recursions that :func:`recursion` and :class:`Checkpoints` keep.
+    The objective includes the KL term ``-tau sum pi log(pi / pi0)`` when ``temperature > 0``.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    temperature : float
+    reference : Policy or None
+        ``pi0`` (uniform when ``None``).
+    """
+
+    def __init__(self, mdp, temperature, reference):
+        self.mdp, self.temperature, self.reference = mdp, temperature, reference
+        self.shape = (mdp.n_states, mdp.n_actions)
+        self._time_rewards = not (mdp.stationary_transitions and mdp.rewards.shape[0] == 1)
+        self._stage_cache = {}
+
+    def log_pi0(self, t):
+        return log_reference(self.reference, t, self.shape)
+
+    def value(self, t, q, site):
+        """``V_t[s] = sum_a pi (Q - tau log(pi/pi0))`` for a stored site."""
+        return site_value(q, site, self.log_pi0(t), self.temperature)
+
+    def stage_value(self, t, site):
+        """Per-state expected stage objective ``sum_a pi (rbar - tau log(pi/pi0))``, shape (S,).
+
+        Cached per site object (and time step when the reference varies with time), so a shared
+        site -- the uniform initial policy -- is computed once.
+        """
+        key = (id(site), t if self.reference is not None else -1, t if self._time_rewards else -1)
+        hit = self._stage_cache.get(key)
+        if hit is not None and hit[0] is site:
+            return hit[1]
+        probs = site_probabilities(site, self.mdp.n_actions)
+        rows = row_objective(self.mdp.expected_reward(t), probs, self.log_pi0(t), self.temperature)
+        if len(self._stage_cache) > 8:
+            self._stage_cache.clear()
+        self._stage_cache[key] = (site, rows)
+        return rows
+
+    def advance(self, t, left, site):
+        """Move the left environment ``(dist, acc)`` across site ``t``."""
+        dist, acc = left
+        gain = weighted_sum(dist, self.stage_value(t, site))
+        weights = dist[:, None] * site_probabilities(site, self.mdp.n_actions)
+        return propagate(self.mdp, t, weights), acc + self.mdp.discount ** t * gain
+
+    def right_step(self, sites):
+        """``V_{t+1} -> V_t`` for the policy ``sites``."""
+        return lambda t, v: self.value(t, backup(self.mdp, t, v), sites[t])
+
+    def left_step(self, sites):
+        return lambda t, left: self.advance(t, left, sites[t])

@@ -15,8 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import backends
-from .kernels import backup, matvec, propagate, small_int_dtype, weighted_sum
-from .local import site_value
+from .kernels import backup, matvec, propagate, site_value, small_int_dtype, weighted_sum
 from ._validate import check_mdp, check_policy
 from .model import as_rng
 

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 __all__ = ["matvec", "rmatvec", "backup", "propagate", "greedy", "soft_backup",
            "site_probabilities", "log_reference", "row_max", "row_sum", "weighted_sum",
-           "small_int_dtype"]
+           "small_int_dtype", "row_objective", "site_value"]
 
 #: Up to this many actions, reductions over the action axis loop over columns: numpy's
 #: reductions along a short trailing axis are ~30x slower than elementwise column operations.
@@ -212,3 +212,29 @@ def small_int_dtype(n):
         if n - 1 <= np.iinfo(dtype).max:
             return dtype
     return np.int64
+
+
+def row_objective(q, probs, log_pi0, temperature):
+    """Per-state local objective ``sum_a pi (Q - tau log(pi / pi0))``, shape ``(S,)``.
+
+    Zero-probability actions contribute nothing, even where ``Q`` is ``-inf``.
+    """
+    support = probs > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(support, probs * q, 0.0)
+        if temperature > 0:
+            log_ratio = np.log(np.where(support, probs, 1.0)) - np.broadcast_to(log_pi0, q.shape)
+            terms = terms - temperature * np.where(support, probs * log_ratio, 0.0)
+    return row_sum(terms)
+
+
+def site_value(q, site, log_pi0, temperature):
+    """``V[s] = sum_a pi (Q - tau log(pi / pi0))`` for a site stored as int actions or
+    probabilities."""
+    if site.ndim == 1:
+        rows = np.arange(q.shape[0])
+        v = q[rows, site]
+        if temperature > 0:
+            v = v + temperature * np.broadcast_to(log_pi0, q.shape)[rows, site]
+        return v
+    return row_objective(q, site, log_pi0, temperature)

@@ -31,24 +31,11 @@ import numpy as np
 import scipy.optimize as so
 import scipy.sparse as sp
 
-from .kernels import greedy, row_sum, site_probabilities, soft_backup
+from .kernels import (greedy, row_objective, site_probabilities,  # noqa: F401
+                      site_value, soft_backup)  # row_objective, site_value: re-exported
 
 __all__ = ["LocalSolver", "ArgmaxSolver", "SoftmaxSolver", "LinprogSolver", "SlsqpSolver",
            "PowellSolver", "get_local_solver", "LOCAL_SOLVERS", "row_objective", "site_value"]
-
-
-def row_objective(q, probs, log_pi0, temperature):
-    """Per-state local objective ``sum_a pi (Q - tau log(pi / pi0))``, shape ``(S,)``.
-
-    Zero-probability actions contribute nothing, even where ``Q`` is ``-inf``.
-    """
-    support = probs > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(support, probs * q, 0.0)
-        if temperature > 0:
-            log_ratio = np.log(np.where(support, probs, 1.0)) - np.broadcast_to(log_pi0, q.shape)
-            terms = terms - temperature * np.where(support, probs * log_ratio, 0.0)
-    return row_sum(terms)
 
 
 class LocalSolver:
@@ -108,18 +95,6 @@ class LocalSolver:
         """:meth:`solve`, and the new site's per-state objective ``V_t``, shape ``(S,)``."""
         site = self.solve(q, weights, current, log_pi0, temperature)
         return site, site_value(q, site, log_pi0, temperature)
-
-
-def site_value(q, site, log_pi0, temperature):
-    """``V[s] = sum_a pi (Q - tau log(pi / pi0))`` for a site stored as int actions or
-    probabilities."""
-    if site.ndim == 1:
-        rows = np.arange(q.shape[0])
-        v = q[rows, site]
-        if temperature > 0:
-            v = v + temperature * np.broadcast_to(log_pi0, q.shape)[rows, site]
-        return v
-    return row_objective(q, site, log_pi0, temperature)
 
 
 class ArgmaxSolver(LocalSolver):

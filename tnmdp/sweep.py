@@ -26,10 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backends
-from .environments import Checkpoints, recursion
-from .kernels import (backup, greedy, log_reference, propagate, site_probabilities, soft_backup,
-                      weighted_sum)
-from .local import ArgmaxSolver, SoftmaxSolver, row_objective, site_value
+from .environments import Checkpoints, SiteEnvironments, recursion
+from .kernels import backup, greedy, log_reference, site_value, soft_backup, weighted_sum
+from .local import ArgmaxSolver, SoftmaxSolver
 
 __all__ = ["SweepState", "SweepResult", "sweep", "soft_site"]
 
@@ -78,54 +77,6 @@ class SweepResult:
     objective: float  # the objective of the returned policy
 
 
-class _Site:
-    """The per-site quantities a sweep needs, for one temperature and reference policy."""
-
-    def __init__(self, mdp, temperature, reference):
-        self.mdp, self.temperature, self.reference = mdp, temperature, reference
-        self.shape = (mdp.n_states, mdp.n_actions)
-        self._time_rewards = not (mdp.stationary_transitions and mdp.rewards.shape[0] == 1)
-        self._stage_cache = {}
-
-    def log_pi0(self, t):
-        return log_reference(self.reference, t, self.shape)
-
-    def value(self, t, q, site):
-        """``V_t[s] = sum_a pi (Q - tau log(pi/pi0))`` for a stored site."""
-        return site_value(q, site, self.log_pi0(t), self.temperature)
-
-    def stage_value(self, t, site):
-        """Per-state expected stage objective ``sum_a pi (rbar - tau log(pi/pi0))``, shape (S,).
-
-        Cached per site object (and time step when the reference varies with time), so a shared
-        site -- the uniform initial policy -- is computed once.
-        """
-        key = (id(site), t if self.reference is not None else -1, t if self._time_rewards else -1)
-        hit = self._stage_cache.get(key)
-        if hit is not None and hit[0] is site:
-            return hit[1]
-        probs = site_probabilities(site, self.mdp.n_actions)
-        rows = row_objective(self.mdp.expected_reward(t), probs, self.log_pi0(t), self.temperature)
-        if len(self._stage_cache) > 8:
-            self._stage_cache.clear()
-        self._stage_cache[key] = (site, rows)
-        return rows
-
-    def advance(self, t, left, site):
-        """Move the left environment ``(dist, acc)`` across site ``t``."""
-        dist, acc = left
-        gain = weighted_sum(dist, self.stage_value(t, site))
-        weights = dist[:, None] * site_probabilities(site, self.mdp.n_actions)
-        return propagate(self.mdp, t, weights), acc + self.mdp.discount ** t * gain
-
-    def right_step(self, sites):
-        """``V_{t+1} -> V_t`` for the policy ``sites``."""
-        return lambda t, v: self.value(t, backup(self.mdp, t, v), sites[t])
-
-    def left_step(self, sites):
-        return lambda t, left: self.advance(t, left, sites[t])
-
-
 def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference=None,
           max_sweeps=None, tol=1e-12, callback=None, progress=False, backend="auto"):
     """Optimise policy sites by sweeping; see :func:`tnmdp.solve` for the parameters.
@@ -140,7 +91,7 @@ def sweep(mdp, sites, local, *, direction="backward", temperature=0.0, reference
     SweepResult
     """
     T = mdp.horizon
-    ops = _Site(mdp, temperature, reference)
+    ops = SiteEnvironments(mdp, temperature, reference)
     sites = list(sites)
     order = {"backward": ["backward"], "forward": ["forward"],
              "both": ["forward", "backward"]}[direction]
@@ -263,7 +214,7 @@ def _backward_closed_form_sweep(mdp, sites, history, temperature, reference, bac
         if history is not None:
             history.extend(objectives.tolist())
         return None, values, values
-    ops = _Site(mdp, temperature, reference)
+    ops = SiteEnvironments(mdp, temperature, reference)
     if history is not None:
         left = recursion(ops.left_step(sites), (mdp.initial, 0.0), T, S * 8, True)
     if fast is not None:  # compiled soft backward induction (the left environments stay numpy)
