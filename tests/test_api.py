@@ -114,6 +114,11 @@ def test_import_graph_has_no_cycle_and_the_oracle_imports_nothing():
     for name in core:
         above = [d for d in graph[name] if d.startswith(layers)]
         assert not above, f"{name} imports the layers above it: {above}"
+    # and inside the core: model -> environments -> local -> sweep -> solve (DESIGN.md)
+    order = ["tnmdp.model", "tnmdp.environments", "tnmdp.local", "tnmdp.sweep", "tnmdp.solve"]
+    for i, name in enumerate(order):
+        upward = graph[name] & set(order[i + 1:])
+        assert not upward, f"{name} imports {sorted(upward)}, above it"
 
 
 def test_import_does_not_import_quimb():
