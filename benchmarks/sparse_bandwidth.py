@@ -115,7 +115,8 @@ def _sparse_case(n_states, horizon, repeats):
     args = csr_inputs(mdp)
     sol = tnmdp.solve(mdp)
     ref_actions, ref_values = csr_backward_induction(*args)
-    assert np.array_equal(sol.policy.actions, ref_actions) and np.array_equal(sol.values, ref_values)
+    assert np.array_equal(sol.policy.actions, ref_actions)
+    assert np.array_equal(sol.values, ref_values)
 
     def first_solve():  # a fresh model each time: packing the operator included
         tnmdp.solve(tnmdp.FiniteMDP(P, mdp.rewards[0, :, :, 0], horizon, 0))
@@ -207,7 +208,8 @@ def summary(result):
         lines.append(f"{k:15s} {v['wall']:8.3f} s wall {v['cpu']:8.3f} s cpu  ratio wall "
                      f"{case['ratio_wall'][k]:5.2f} cpu {case['ratio_cpu'][k]:5.2f}  "
                      f"cpu/bound {case['ratio_to_bound'][k]:5.1f}")
-    lines.append(f"solve adds {mem['added_peak_mb']:.0f} MB peak (policy {mem['policy_mb']:.0f} MB) "
+    lines.append(f"solve adds {mem['added_peak_mb']:.0f} MB peak "
+                 f"(policy {mem['policy_mb']:.0f} MB) "
                  f"to a {mem['operator_mb']:.0f} MB operator ({mem['added_over_operator']:.2f}x; "
                  f"target <= "
                  f"{TARGETS['solve_added_over_operator']})")

@@ -263,8 +263,8 @@ def check_soft(mdp, tau, reference, budget=None):
     np.testing.assert_allclose(sites, policy, **SOFT_TOL)
     np.testing.assert_allclose(np.asarray(SoftPolicy(mdp, store, tau, reference)), policy,
                                **SOFT_TOL)  # the numpy site computation
-    np.testing.assert_allclose(np.asarray(SoftPolicy(mdp, store, tau, reference, site=backups.site)),
-                               policy, **SOFT_TOL)
+    compiled_sites = SoftPolicy(mdp, store, tau, reference, site=backups.site)
+    np.testing.assert_allclose(np.asarray(compiled_sites), policy, **SOFT_TOL)
     # E[G | s0] of the soft policy, by plain policy evaluation
     assert_values_close(plain, start_values(mdp, Policy.from_array(policy)))
     return store

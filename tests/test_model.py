@@ -86,7 +86,8 @@ BAD_TRANSITIONS = [
 
 
 @pytest.mark.parametrize("transitions, error, match", BAD_TRANSITIONS,
-                         ids=["ndim", "rows", "shape", "horizon", "nan", "negative", "sum", "sparse-shape"])
+                         ids=["ndim", "rows", "shape", "horizon", "nan", "negative", "sum",
+                              "sparse-shape"])
 def test_bad_transitions(transitions, error, match):
     with pytest.raises(error, match=match):
         FiniteMDP(transitions, np.zeros((2, 2)), 3, 0)

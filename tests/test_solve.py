@@ -251,7 +251,8 @@ def test_backend_argument():
     for b, sol in results.items():
         np.testing.assert_array_equal(sol.policy.actions, ref.policy.actions, err_msg=b)
         np.testing.assert_allclose(sol.values, ref.values, rtol=0, atol=1e-12, err_msg=b)
-    with pytest.raises(ValueError, match=r"backend must be one of 'auto', 'numpy', 'numba'; got 'gpu'"):
+    with pytest.raises(ValueError,
+                       match=r"backend must be one of 'auto', 'numpy', 'numba'; got 'gpu'"):
         tnmdp.solve(mdp, backend="gpu")
 
 
@@ -260,7 +261,8 @@ def test_overflowing_rewards_raise_in_solve(backend):
     # 3 steps of +1e308 add up beyond float64 (was: nan values with RuntimeWarnings)
     P = np.full((2, 2, 2), 0.5)
     mdp = tnmdp.FiniteMDP(P, np.array([[1.0, -1.0], [1.0, 1.0]]) * 1e308, 3, 0)
-    with pytest.raises(OverflowError, match=r"the return overflows float64: rewards as large as 1e\+308"):
+    with pytest.raises(OverflowError,
+                       match=r"the return overflows float64: rewards as large as 1e\+308"):
         tnmdp.solve(mdp, backend=backend)
     fine = tnmdp.FiniteMDP(P, np.array([[1.0, -1.0], [1.0, 1.0]]) * 1e307, 3, 0)
     assert tnmdp.solve(fine, backend=backend).expected_return == pytest.approx(3e307, rel=1e-15)

@@ -1,8 +1,9 @@
 """Plots of conditioned random walks: sampled trajectories, sweep snapshots, path densities.
 
 matplotlib is imported lazily, so ``import tnmdp`` never pulls it in, and the user's
-backend is left alone (tnmdp never calls ``matplotlib.use``; figures are saved to files). The figure functions return the matplotlib ``Figure`` and save it when given a
-``filename``; the panel functions draw on an ``Axes`` you pass.
+backend is left alone (tnmdp never calls ``matplotlib.use``; figures are saved to files).
+The figure functions return the matplotlib ``Figure`` and save it when given a ``filename``; the
+panel functions draw on an ``Axes`` you pass.
 
 * :func:`trajectory_panel` -- sampled paths (admissible solid blue, failures dashed red), the
   greedy path (thick black), the sweep position and ``E[G]``: one panel of the paper's Fig. 2.

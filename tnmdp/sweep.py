@@ -9,11 +9,12 @@ Garrahan 2020, Sect. 4). With every site but ``t`` fixed it is linear in ``pi_t`
     acc_t      = E[sum_{t' < t} gamma^t' (r_t' - tau KL_t')]  its reward channel, summed over s
     Q_t        = rbar_t + gamma P_t V_{t+1}                    from the right environment V_{t+1}
 
-(The reward channel of the left environment enters only through its sum, ``acc_t``.) A sweep visits the sites
-in order, maximises the local problem (:mod:`tnmdp.local`) and moves one site, updating one
-environment with one matrix-vector product -- ``O(nnz(P_t))`` -- as quimb's
+(The reward channel of the left environment enters only through its sum, ``acc_t``.) A sweep
+visits the sites in order, maximises the local problem (:mod:`tnmdp.local`) and moves one site,
+updating one environment with one matrix-vector product -- ``O(nnz(P_t))`` -- as quimb's
 ``MovingEnvironment`` does for DMRG. The environments of the other direction, computed from the
-policy before the sweep, are cached (whole, or at ``sqrt(T)`` checkpoints for long horizons).
+policy before the sweep, are cached (whole, or at ``sqrt(T)`` checkpoints for long horizons;
+:mod:`tnmdp.environments`).
 
 A backward sweep is backward induction: exact in one sweep from any initial policy. A forward
 sweep optimises each site against the *old* future policy and can stall (the paper's Fig. 2).

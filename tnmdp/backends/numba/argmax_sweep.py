@@ -144,7 +144,8 @@ def backward_argmax_sweep(mdp, sites, *, budget=None, with_history=True):
         The initial policy sites (``(S,)`` int actions or ``(S, A)`` probabilities); they fix the
         left environments and so the recorded objectives, not the result.
     budget : int, optional
-        Bytes for cached left environments (default :data:`tnmdp.environments.MEMORY_BUDGET`); beyond it they are
+        Bytes for cached left environments (default
+        :data:`tnmdp.environments.MEMORY_BUDGET`); beyond it they are
         kept at ``sqrt(T)`` checkpoints and recomputed one block at a time.
     with_history : bool, optional
         ``False`` skips the left environments (the forward pass) and returns ``history=None``:

@@ -39,7 +39,8 @@ class SoftBackup:
     """Compiled soft (KL-regularised) backups of one MDP, temperature and reference policy.
 
     Prepares each distinct operator, expected reward and log reference site once and runs runs
-    of sites sharing them in one compiled loop (:func:`tnmdp.backends.numba.soft_kernels.soft_backward_run`).
+    of sites sharing them in one compiled loop
+    (:func:`tnmdp.backends.numba.soft_kernels.soft_backward_run`).
 
     Parameters
     ----------
@@ -122,7 +123,8 @@ class SoftBackup:
     def run(self, start, stop, v, u, *, stride=1, kept=None, left=None, history=None,
             probs=None):
         """Sites ``stop - 1`` down to ``start`` (one run: equal keys); returns ``(V, u)`` at
-        ``start``. See :func:`tnmdp.backends.numba.soft_kernels.soft_backward_run` for ``stride``, ``kept``, ``left = (dists,
+        ``start``. See :func:`tnmdp.backends.numba.soft_kernels.soft_backward_run` for
+        ``stride``, ``kept``, ``left = (dists,
         accs, powers)``, ``history`` and ``probs``."""
         (*args, band), rbar, reward, log_pi0 = self.arguments(start)
         S = self.mdp.n_states
