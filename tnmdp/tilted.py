@@ -574,7 +574,8 @@ def doob_transform(mdp, *, temperature=1.0, reference_policy=None, stationary=Fa
         ``n_actions == 1``; a path ``s_0..s_T`` has probability
         ``Pr_pi0(s_0..s_T) E[exp(G / tau) | s_0..s_T] / Z`` -- for 0/``-inf`` rewards, the law of
         the reference paths conditioned on the event. Time-dependent transitions ``P^h_t``
-        (a length-``T`` list of CSR ``(S, S)`` matrices); initial distribution
+        (a length-``T`` list of CSR ``(S, S)`` matrices; for a dense model one dense
+        ``(T, S, 1, S)`` array); initial distribution
         ``∝ initial(s) h_0(s)``; rewards: the MDP's own when they depend on neither the action
         nor a stochastic reward law, otherwise dense ``(T, S, 1, S)`` conditional means under
         the tilted law; the same terminal rewards and discount. States with ``h_t = 0`` are
@@ -613,13 +614,18 @@ def doob_transform(mdp, *, temperature=1.0, reference_policy=None, stationary=Fa
         raise ValueError("doob_transform of a model with action-dependent or stochastic rewards "
                          f"builds dense (T, S, 1, S) rewards; T*S*S = {T * S * S:.3g} exceeds 5e7")
     rewards = mdp.rewards if simple_rewards else np.zeros((T, S, 1, S))
-    ops = [None] * T
+    dense = not mdp.is_sparse  # dense models give a dense (T, S, 1, S) chain: no CSR of S^2
+    ops = np.empty((T, S, 1, S)) if dense else [None] * T
     log_h = sites.log_terminal()
     for t in range(T - 1, -1, -1):
         site = sites.site(t)
         log_h_next, log_h = log_h, site.step(log_h)
-        ops[t] = _doob_kernel(sites, t, site, log_h_next, log_h,
+        kernel = _doob_kernel(sites, t, site, log_h_next, log_h,
                               None if simple_rewards else rewards[t, :, 0, :])
+        if dense:
+            ops[t, :, 0, :] = kernel.toarray() if sp.issparse(kernel) else kernel
+        else:
+            ops[t] = kernel
     if not np.isfinite(_log_initial_sum(mdp, log_h)):
         raise ValueError("the conditioning event has probability zero under the reference "
                          "policy (log_partition = -inf): there is no conditioned process")
@@ -632,9 +638,10 @@ def doob_transform(mdp, *, temperature=1.0, reference_policy=None, stationary=Fa
 
 
 def _doob_kernel(sites, t, site, log_h_next, log_h_now, mean_reward=None):
-    """``P^h_t`` as a CSR ``(S, S)``: live rows normalised up to rounding, dead states (with
-    ``h_t = 0``) the reference kernel ``sum_a pi0 P_t``. With ``mean_reward`` (an ``(S, S)``
-    array), also write the tilted conditional mean reward of each ``(s, s')``."""
+    """``P^h_t`` as a CSR ``(S, S)`` (a dense ndarray for a dense site): live rows normalised up
+    to rounding, dead states (with ``h_t = 0``) the reference kernel ``sum_a pi0 P_t``. With
+    ``mean_reward`` (an ``(S, S)`` array), also write the tilted conditional mean reward of each
+    ``(s, s')``."""
     mdp = sites.mdp
     S, A = mdp.n_states, mdp.n_actions
     if site.compiled and mean_reward is None:
@@ -644,11 +651,12 @@ def _doob_kernel(sites, t, site, log_h_next, log_h_now, mean_reward=None):
     if sp.issparse(P):
         by_action = sp.csr_array((weights, P.indices, P.indptr), shape=P.shape)
         kernel = _sum_over_actions(S, A) @ by_action
+        kernel.eliminate_zeros()
+        sums = np.asarray(kernel.sum(axis=1)).ravel()
+        kernel.data /= np.repeat(sums, np.diff(kernel.indptr))  # rounding only: stochastic rows
     else:
-        kernel = sp.csr_array(weights.reshape(S, A, S).sum(axis=1))
-    kernel.eliminate_zeros()
-    sums = np.asarray(kernel.sum(axis=1)).ravel()
-    kernel.data /= np.repeat(sums, np.diff(kernel.indptr))  # rounding only: rows are stochastic
+        kernel = weights.reshape(S, A, S).sum(axis=1)
+        kernel /= kernel.sum(axis=1, keepdims=True)
     if mean_reward is not None:
         if sp.issparse(P):
             rows = _row_of_entries(P.indptr)
