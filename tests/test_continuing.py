@@ -159,6 +159,7 @@ def test_evaluate_stochastic_policy_exact():
         v, err = discounted_values(mdp, pi, method=how, return_error=True)
         assert np.abs(v - exact).max() <= max(err, 1e-13 * np.abs(exact).max())
     assert tnmdp.evaluate(mdp, pi) == pytest.approx(init @ exact, rel=1e-12)
+    np.testing.assert_allclose(tnmdp.evaluate(mdp, pi, per_state=True), exact, rtol=1e-12)
     assert tnmdp.evaluate(mdp, np.zeros(20, dtype=int)) == pytest.approx(
         init @ np.linalg.solve(np.eye(20) - 0.97 * P[:, 0], R[:, 0]), rel=1e-12)
 

@@ -579,14 +579,17 @@ def solve_continuing(mdp, method=None, tol=None, max_iter=None, **sweep_options)
     return _SOLVERS[method](mdp, tol=1e-8 if tol is None else tol, max_iter=max_iter)
 
 
-def evaluate_continuing(mdp, policy):
+def evaluate_continuing(mdp, policy, per_state=False):
     """What :func:`tnmdp.evaluate` returns for a continuing MDP: ``initial @ V^pi``
-    (discounted) or the gain from the initial distribution (average reward)."""
+    (discounted) or the gain from the initial distribution (average reward); with
+    ``per_state=True`` the vector ``V^pi`` or the gain of every state, shape ``(S,)``."""
     if mdp.discount >= 1:
         from .average import average_reward
 
-        return weighted_sum(mdp.initial, average_reward(mdp, policy).gain)
-    return weighted_sum(mdp.initial, discounted_values(mdp, policy))
+        values = average_reward(mdp, policy).gain
+    else:
+        values = discounted_values(mdp, policy)
+    return values if per_state else weighted_sum(mdp.initial, values)
 
 
 def _install():

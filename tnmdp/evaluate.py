@@ -81,7 +81,7 @@ def policy_values(mdp, policy):
     return out
 
 
-def _no_continuing(mdp, policy):
+def _no_continuing(mdp, policy, per_state=False):
     raise ValueError("continuing MDPs (horizon=None) are evaluated by tnmdp.continuing, which "
                      "is not imported (import tnmdp does it)")
 
@@ -102,10 +102,9 @@ def evaluate(mdp, policy, *, per_state=False, atol=None):
         For a continuing MDP (``horizon=None``): a stationary policy, ``(S, A)`` or ``(S,)``
         int actions; the result is then ``initial @ V^pi`` (discounted, an exact linear solve)
         or the gain (``discount == 1``), see :mod:`tnmdp.continuing`.
-
     per_state : bool
         Return ``E[G | s_0 = s]`` for every state (shape ``(S,)``) instead of the expectation
-        over ``mdp.initial``.
+        over ``mdp.initial`` (continuing: ``V^pi``, or the gain of every state).
     atol : float, optional
         Tolerance when reading ``policy`` (sums, tiny negative entries); default ``mdp.atol``.
 
@@ -120,9 +119,7 @@ def evaluate(mdp, policy, *, per_state=False, atol=None):
         When finite rewards add up beyond the float64 range (never a silent ``nan``).
     """
     if getattr(mdp, "continuing", False):
-        if per_state:
-            raise ValueError("per_state=True needs a finite horizon (mdp is continuing)")
-        return continuing_evaluator(mdp, policy)
+        return continuing_evaluator(mdp, policy, per_state=per_state)
     policy = _check(mdp, policy, atol)
     with np.errstate(over="ignore", invalid="ignore"):
         values = start_values(mdp, policy)
