@@ -47,7 +47,11 @@ class Policy:
     horizon, n_states, n_actions : int
     shape : tuple
         ``(T, S, A)``.
+    stationary : bool
+        ``False`` (a continuing MDP's policies are :class:`tnmdp.StationaryPolicy`).
     """
+
+    stationary = False
 
     def __init__(self, sites, n_states, n_actions):
         if isinstance(sites, np.ndarray):  # (T, S) actions: handed out read-only
