@@ -231,6 +231,8 @@ def test_solve_argument_errors():
         tnmdp.solve(mdp, direction="forward")
     with pytest.raises(ValueError, match="temperature=0.5 is a finite-horizon"):
         tnmdp.solve(mdp, temperature=0.5)
+    with pytest.raises(ValueError, match="backend='numba' is a finite-horizon"):
+        tnmdp.solve(mdp, backend="numba")
     with pytest.raises(ValueError, match="method must be one of"):
         tnmdp.solve(mdp, method="simplex")
     with pytest.raises(ValueError, match="tol must be a number > 0, got -1"):

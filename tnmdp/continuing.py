@@ -549,7 +549,7 @@ _SOLVERS = {"policy_iteration": policy_iteration, "value_iteration": value_itera
 
 _SWEEP_DEFAULTS = dict(direction="backward", local_solver="argmax", temperature=0.0,
                       reference_policy=None, initial_policy="uniform", callback=None,
-                      progress=False)
+                      progress=False, rng=None, backend="auto")
 
 
 def solve_continuing(mdp, method=None, tol=None, max_iter=None, **sweep_options):

@@ -260,7 +260,7 @@ def solve(mdp, *, direction="backward", local_solver="argmax", temperature=0.0,
                                 direction=direction, local_solver=local_solver,
                                 temperature=temperature, reference_policy=reference_policy,
                                 initial_policy=initial_policy, callback=callback,
-                                progress=progress)
+                                progress=progress, rng=rng, backend=backend)
     if method is not None:
         raise ValueError(f"method={method!r} applies to continuing MDPs (horizon=None) only; "
                          "a finite horizon is solved by sweeps (direction=)")
