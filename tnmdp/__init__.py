@@ -5,7 +5,7 @@ quimb is imported only where networks are built (:mod:`tnmdp.network`).
 """
 
 from . import models, reference
-from . import continuing  # installs the continuing-MDP dispatch of solve and evaluate
+from . import continuing
 from .chains import classify
 from .stationary import StationaryPolicy
 from .transfer import scgf
@@ -16,7 +16,8 @@ from .interop import (from_gymnasium, from_mdptoolbox, from_quantecon, to_gymnas
 from .local import LocalSolver
 from .model import FiniteMDP
 from .policy import Policy
-from .solve import Solution, solve
+from .solution import Solution
+from .solve import solve
 from .sweep import SweepState
 from .tilted import doob_transform, event_probability, log_partition
 

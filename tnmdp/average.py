@@ -32,6 +32,7 @@ import scipy.sparse.linalg as spla
 
 from .chains import recurrent_classes
 from .kernels import greedy, matvec, weighted_sum
+from .solution import Solution
 from .stationary import StationaryPolicy, as_stationary_policy, check_continuing, policy_matrix
 
 __all__ = ["AverageReward", "average_reward", "average_policy_iteration"]
@@ -159,7 +160,6 @@ def average_policy_iteration(mdp, *, max_iter=None, initial_policy=None):
     -----
     Each iteration: one :func:`average_reward` evaluation and two sweeps ``O(nnz(P))``.
     """
-    from .solve import Solution
 
     _check(mdp, "average_policy_iteration")
     if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(

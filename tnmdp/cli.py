@@ -260,7 +260,7 @@ def _describe(path):
 
     from ._npz import load_state
     from .model import FiniteMDP
-    from .solve import Solution
+    from .solution import Solution
 
     kind, _ = load_state(path)
     if kind == "FiniteMDP":

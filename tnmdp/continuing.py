@@ -49,7 +49,9 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 
+from .average import average_policy_iteration, average_reward
 from .kernels import backup, greedy, matvec, row_max, weighted_sum
+from .solution import Solution
 from .stationary import StationaryPolicy, as_stationary_policy, check_continuing, policy_matrix
 
 __all__ = ["policy_iteration", "value_iteration", "modified_policy_iteration",
@@ -332,7 +334,6 @@ class _Problem:
 
     def finish(self, actions, v, err, how, bound, history, n_iter, name, max_iter):
         """The Solution for ``actions`` with values ``v`` (within ``err``) and ``bound``."""
-        from .solve import Solution
 
         success = bound <= self.tol
         if success:
@@ -567,8 +568,6 @@ def solve_continuing(mdp, method=None, tol=None, max_iter=None, **sweep_options)
             raise ValueError(f"{name}={value!r} is a finite-horizon sweep option; a continuing "
                              f"MDP (horizon=None) is solved by method= (one of {METHODS})")
     if mdp.discount >= 1:
-        from .average import average_policy_iteration
-
         if method not in (None, "policy_iteration"):
             raise ValueError(f"method {method!r}: the average-reward criterion (discount == 1) "
                              "is solved by 'policy_iteration' only")
@@ -584,22 +583,7 @@ def evaluate_continuing(mdp, policy, per_state=False):
     (discounted) or the gain from the initial distribution (average reward); with
     ``per_state=True`` the vector ``V^pi`` or the gain of every state, shape ``(S,)``."""
     if mdp.discount >= 1:
-        from .average import average_reward
-
         values = average_reward(mdp, policy).gain
     else:
         values = discounted_values(mdp, policy)
     return values if per_state else weighted_sum(mdp.initial, values)
-
-
-def _install():
-    """Make :func:`tnmdp.solve` and :func:`tnmdp.evaluate` dispatch continuing MDPs here (they
-    hold hooks instead of importing this module: dependencies point one way)."""
-    from . import evaluate as evaluate_module
-    from . import solve as solve_module
-
-    solve_module.continuing_solver = solve_continuing
-    evaluate_module.continuing_evaluator = evaluate_continuing
-
-
-_install()

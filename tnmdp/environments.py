@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .kernels import (backup, log_reference, propagate, row_objective, site_probabilities,
                       site_value, weighted_sum)
 
-__all__ = ["MEMORY_BUDGET", "Checkpoints", "recursion", "SiteEnvironments"]
+__all__ = ["MEMORY_BUDGET", "Checkpoints", "recursion", "SiteEnvironments", "right_values"]
 
 #: Bytes a cache of per-site vectors (environments, soft values) may use before it switches to
 #: ``sqrt(T)`` checkpoints.
@@ -178,3 +180,28 @@ class SiteEnvironments:
 
     def left_step(self, sites):
         return lambda t, left: self.advance(t, left, sites[t])
+
+
+def right_values(mdp, policy):
+    """The right environments of a policy: values-to-go ``V_t`` for ``t = 0..T``.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    policy : Policy
+        Validated (callers check it at their boundary).
+
+    Returns
+    -------
+    ndarray, shape (T + 1, S)
+        Row ``T`` is the terminal reward, row ``t`` ``E[r_t + gamma V_{t+1} | s_t]``.
+
+    Notes
+    -----
+    One backward pass, ``O(sum_t nnz(P_t))``.
+    """
+    out = np.empty((mdp.horizon + 1, mdp.n_states))
+    out[-1] = mdp.terminal_rewards
+    for t in range(mdp.horizon - 1, -1, -1):
+        out[t] = site_value(backup(mdp, t, out[t + 1]), policy.site(t), 0.0, 0.0)
+    return out

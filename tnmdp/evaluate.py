@@ -15,6 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import backends
+from .continuing import evaluate_continuing
+from .environments import right_values
 from .kernels import backup, matvec, propagate, site_value, small_int_dtype, weighted_sum
 from ._validate import check_mdp, check_policy
 from .model import as_rng
@@ -73,23 +75,7 @@ def policy_values(mdp, policy):
     -----
     One backward pass, ``O(sum_t nnz(P_t))`` time and ``(T + 1) S`` floats of output.
     """
-    policy = _check(mdp, policy)
-    out = np.empty((mdp.horizon + 1, mdp.n_states))
-    out[-1] = mdp.terminal_rewards
-    for t in range(mdp.horizon - 1, -1, -1):
-        out[t] = site_value(backup(mdp, t, out[t + 1]), policy.site(t), 0.0, 0.0)
-    return out
-
-
-def _no_continuing(mdp, policy, per_state=False):
-    raise ValueError("continuing MDPs (horizon=None) are evaluated by tnmdp.continuing, which "
-                     "is not imported (import tnmdp does it)")
-
-
-#: The evaluator of stationary policies of continuing MDPs (``horizon=None``):
-#: :func:`tnmdp.continuing.evaluate_continuing`, installed when that module is imported (so that
-#: evaluate does not import the layer above it).
-continuing_evaluator = _no_continuing
+    return right_values(mdp, _check(mdp, policy))
 
 
 def evaluate(mdp, policy, *, per_state=False, atol=None):
@@ -119,7 +105,7 @@ def evaluate(mdp, policy, *, per_state=False, atol=None):
         When finite rewards add up beyond the float64 range (never a silent ``nan``).
     """
     if getattr(mdp, "continuing", False):
-        return continuing_evaluator(mdp, policy, per_state=per_state)
+        return evaluate_continuing(mdp, policy, per_state=per_state)
     policy = _check(mdp, policy, atol)
     with np.errstate(over="ignore", invalid="ignore"):
         values = start_values(mdp, policy)

@@ -103,7 +103,7 @@ def backward_induction_arrays(transitions, rewards, initial, terminal=None, disc
     Cost ``O(T S^2 A)`` time, ``O(S^2 A)`` memory.
     """
     P, R = _transitions(transitions), _rewards(rewards)
-    T, S, A = _horizon(P, R, horizon), P.shape[1], P.shape[2]
+    T, S = _horizon(P, R, horizon), P.shape[1]
     initial = np.asarray(initial, dtype=np.float64)
     v = np.zeros(S) if terminal is None else np.array(terminal, dtype=np.float64)
     actions = np.empty((T, S), dtype=np.int64)

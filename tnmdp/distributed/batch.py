@@ -17,7 +17,7 @@ import numpy as np
 
 from ..model import FiniteMDP
 from ..policy import Policy, SoftPolicy
-from ..solve import Solution
+from ..solution import Solution
 from ..solve import solve as _solve
 
 __all__ = ["solve_many"]

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..kernels import small_int_dtype, weighted_sum
 from ..policy import Policy, as_policy
-from ..solve import Solution
+from ..solution import Solution
 from .blocks import BlockMDP
 
 __all__ = ["solve", "evaluate", "BlockPolicy"]

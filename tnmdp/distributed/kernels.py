@@ -19,7 +19,6 @@ Importing this module imports numba; :mod:`tnmdp.distributed` imports it on the 
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from ..backends.numba.kernels import argmax_rows, product, product_pair

@@ -28,7 +28,7 @@ import numpy as np
 from ..model import _check_int, as_rng
 from . import control_network as cn
 from . import mps as mps_ops
-from .control import LatticeMDP, as_local_policy
+from .control import as_local_policy
 
 __all__ = ["LatticeEvaluation", "LatticeTrajectories", "evaluate", "marginals", "sample"]
 
