@@ -1,15 +1,14 @@
 """tnmdp: finite Markov decision processes solved with tensor networks.
 
 Gillman, Rose & Garrahan, "A Tensor Network Approach to Finite Markov Decision Processes" (2020).
-quimb is imported only where networks are built (:mod:`tnmdp.network`).
+quimb is imported only where networks are built (:mod:`tnmdp.network`, :mod:`tnmdp.lattice`);
+gymnasium, QuantEcon, pymdptoolbox, Dask and jax only by the functions that use them.
+:mod:`tnmdp.lattice` (many-body processes and controlled lattices) loads on first use.
 """
 
-from . import models, reference
-from . import continuing
+from . import continuing, models, reference
 from .chains import classify
-from .stationary import StationaryPolicy
-from .transfer import scgf
-from .distributed import solve_many  # dask is imported only when a cluster is used
+from .distributed import solve_many
 from .evaluate import Trajectories, evaluate, marginals, moments, policy_values, sample
 from .interop import (from_gymnasium, from_mdptoolbox, from_quantecon, to_gymnasium,
                       to_mdptoolbox, to_quantecon)
@@ -18,15 +17,17 @@ from .model import FiniteMDP
 from .policy import Policy
 from .solution import Solution
 from .solve import solve
+from .stationary import StationaryPolicy
 from .sweep import SweepState
 from .tilted import doob_transform, event_probability, log_partition
+from .transfer import scgf
 
-__all__ = ["FiniteMDP", "LocalSolver", "Policy", "Solution", "SweepState", "Trajectories",
-           "doob_transform", "evaluate", "event_probability", "log_partition", "marginals", "models", "moments",
-           "reference", "sample", "solve", "solve_many",
-           "policy_values", "from_gymnasium", "from_mdptoolbox", "from_quantecon", "to_gymnasium",
-           "to_mdptoolbox", "to_quantecon", "classify", "StationaryPolicy",
-           "scgf", "continuing"]
+__all__ = ["FiniteMDP", "LocalSolver", "Policy", "Solution", "StationaryPolicy", "SweepState",
+           "Trajectories", "classify", "continuing", "doob_transform", "evaluate",
+           "event_probability", "from_gymnasium", "from_mdptoolbox", "from_quantecon",
+           "log_partition", "marginals", "models", "moments", "policy_values", "reference",
+           "sample", "scgf", "solve", "solve_many", "to_gymnasium", "to_mdptoolbox",
+           "to_quantecon"]
 
 __version__ = "0.1.0"
 
