@@ -206,4 +206,5 @@ def average_policy_iteration(mdp, *, max_iter=None, initial_policy=None):
     return Solution(policy=StationaryPolicy.from_actions(actions, A),
                     expected_return=weighted_sum(mdp.initial, ev.gain), values=ev.bias,
                     soft_value=None, history=np.asarray(history), n_sweeps=it,
-                    success=bool(converged), status=0 if converged else 1, message=message)
+                    success=bool(converged), status=0 if converged else 1, message=message,
+                    mdp=mdp)

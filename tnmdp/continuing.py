@@ -347,7 +347,7 @@ class _Problem:
         return Solution(policy=policy, expected_return=weighted_sum(self.mdp.initial, v),
                         values=v, soft_value=None, history=np.asarray(history, dtype=float),
                         n_sweeps=n_iter, success=success, status=0 if success else 1,
-                        message=message)
+                        message=message, mdp=self.mdp)
 
 
 def _check_args(mdp, tol, max_iter, evaluation, name):

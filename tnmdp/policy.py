@@ -16,6 +16,7 @@ import numpy as np
 
 from .environments import MEMORY_BUDGET, Checkpoints  # noqa: F401  (old location, kept)
 from .kernels import backup, log_reference, site_probabilities, small_int_dtype, soft_backup
+from .stationary import StationaryPolicy
 
 __all__ = ["Policy", "SoftPolicy", "as_policy"]
 
@@ -198,6 +199,8 @@ class Policy:
                           n_actions)
         if kind == "soft":
             return SoftPolicy._from_soft_state(state)
+        if kind == "stationary":  # a continuing model's policy, inside a saved Solution
+            return StationaryPolicy._from_state(state)
         raise ValueError(f"unknown policy kind {kind!r} in a saved state")
 
     def __reduce_ex__(self, protocol):

@@ -82,6 +82,9 @@ class Solution:
         if self.mdp is None:
             raise ValueError(f"{what} needs the model, which this Solution does not hold "
                              "(made without mdp=)")
+        if self.mdp.continuing:
+            raise ValueError(f"{what} is per time step of a finite horizon; a continuing "
+                             "model's stationary values are Solution.values")
         return self.mdp
 
     @property

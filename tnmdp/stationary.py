@@ -15,13 +15,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .kernels import site_probabilities
+from .kernels import site_probabilities, small_int_dtype
 
 __all__ = ["StationaryPolicy", "as_stationary_policy", "policy_matrix", "check_continuing"]
-
-
-def _small_int_dtype(n_actions):
-    return np.int8 if n_actions <= 127 else (np.int16 if n_actions <= 32767 else np.int32)
 
 
 class StationaryPolicy:
@@ -59,7 +55,7 @@ class StationaryPolicy:
         if bad.any():
             s = int(np.argmax(bad))
             raise ValueError(f"actions[s={s}] is {actions[s]}, outside 0..{n_actions - 1}")
-        return cls(actions.astype(_small_int_dtype(n_actions)), n_actions)
+        return cls(actions.astype(small_int_dtype(n_actions)), n_actions)
 
     @classmethod
     def from_array(cls, probs, *, atol=1e-9, name="policy"):
@@ -85,6 +81,20 @@ class StationaryPolicy:
     @property
     def shape(self):
         return (self.n_states, self.n_actions)
+
+    # pickling and saving (tnmdp._npz reduces objects through __reduce_ex__) ---------------
+    def _state(self):
+        return {"kind": "stationary", "n_actions": self.n_actions, "stored": self._stored}
+
+    @classmethod
+    def _from_state(cls, state):
+        stored = np.array(state["stored"])
+        if stored.ndim == 1:
+            return cls.from_actions(stored, int(state["n_actions"]))
+        return cls.from_array(stored)
+
+    def __reduce_ex__(self, protocol):
+        return (StationaryPolicy._from_state, (self._state(),))
 
     def site(self, t=0):
         """Stored form (the same for every ``t``): int actions ``(S,)`` or probabilities ``(S, A)``."""
@@ -112,7 +122,7 @@ class StationaryPolicy:
             return self._stored
         if not self.deterministic:
             raise ValueError("policy is not deterministic: it has no .actions")
-        return np.argmax(self._stored, axis=1).astype(_small_int_dtype(self.n_actions))
+        return np.argmax(self._stored, axis=1).astype(small_int_dtype(self.n_actions))
 
     def __eq__(self, other):
         if not isinstance(other, StationaryPolicy):
