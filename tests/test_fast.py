@@ -543,3 +543,118 @@ def test_soft_band_skip_solve_is_unchanged():
     assert np.asarray(sol.policy).tobytes() == sites.tobytes()
     assert sol.soft_value == tnmdp.kernels.weighted_sum(mdp.initial, values[0])
 
+
+
+# ------------------------------------------------------- the row-block parallel backward run
+
+from tnmdp.backends.numba import parallel  # noqa: E402
+from tnmdp.backends.numba.kernels import backward_run  # noqa: E402
+
+
+def ragged_sparse(seed, n_states, n_actions):
+    """Random ``(S A, S)`` CSR operator with 1-8 random successors per row (float
+    probabilities), the last action a copy of the first (exact ties), and random ``rbar`` with
+    ``-inf`` entries (copied likewise)."""
+    rng = np.random.default_rng(seed)
+    S, A = n_states, n_actions
+    lengths = rng.integers(1, 9, size=(S, A))
+    lengths[:, A - 1] = lengths[:, 0]
+    rows, cols, vals = [], [], []
+    for s in range(S):
+        succ0, w0 = rng.integers(0, S, size=lengths[s, 0]), rng.random(lengths[s, 0]) + 0.1
+        for a in range(A):
+            succ, w = ((succ0, w0) if a in (0, A - 1)
+                       else (rng.integers(0, S, size=lengths[s, a]), rng.random(lengths[s, a]) + 0.1))
+            rows.append(np.full(succ.size, s * A + a))
+            cols.append(succ)
+            vals.append(w / w.sum())
+    P = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(S * A, S))  # duplicate successors are summed, as a model's would be
+    rbar = rng.normal(size=(S, A))
+    rbar[rng.random((S, A)) < 0.05] = -np.inf
+    rbar[:, A - 1] = rbar[:, 0]
+    return P, rbar
+
+
+def run_kernel(kernel, op, rbar, arrival, gamma, v, T, seed):
+    rng = np.random.default_rng(seed)
+    S, A = rbar.shape
+    reward = rng.normal(size=S)
+    dists = rng.random((T, S))
+    dists[:, rng.random(S) < 0.1] = 0.0  # zero-probability states skipped by the objective
+    actions, history = np.empty((T, S), dtype=np.int8), np.empty(T)
+    values = kernel(*op.args, rbar, reward, arrival, gamma, v, dists, rng.random(T),
+                    gamma ** np.arange(T), actions, history)
+    return values, actions, history
+
+
+# S A = 20,004 rows: three blocks of parallel.BLOCK_ROWS = 8192 rows, the last one partial
+@pytest.mark.parametrize("arrival", [False, True], ids=["sa", "arrival"])
+@pytest.mark.parametrize("gamma", [1.0, 0.75])
+@pytest.mark.parametrize("kind", [ELL, CSR], ids=["ell", "csr"])
+def test_parallel_backward_run_is_the_serial_bits(kind, gamma, arrival):
+    """Row blocks change who sums a row, never how: values, policy and objective history are
+    the serial kernel's bits (ties to the lowest action, -inf rewards and values)."""
+    S, A, T = 5001, 4, 4
+    assert S * A > 2 * parallel.BLOCK_ROWS
+    P, rbar = ragged_sparse(1, S, A)
+    op = Operator(P, ell_padding=np.inf if kind == ELL else 0.0)
+    assert op.kind == kind
+    v = np.random.default_rng(2).normal(size=S)
+    v[::7] = -np.inf
+    want = run_kernel(backward_run, op, rbar, arrival, gamma, v, T, 3)
+    got = run_kernel(parallel.backward_run_parallel, op, rbar, arrival, gamma, v, T, 3)
+    assert (want[1][0] == A - 1).sum() == 0 and (want[1][0] == 0).sum() > 0  # ties occurred
+    for w, g in zip(want, got):
+        np.testing.assert_array_equal(g, w)
+    assert np.isfinite(want[0]).any() and (arrival or np.isneginf(want[0]).any())
+
+
+def test_parallel_backward_run_is_the_same_at_any_thread_count():
+    """The same bits with 1 thread and with numba's default count (restored afterwards)."""
+    numba = pytest.importorskip("numba")
+    default = numba.get_num_threads()
+    if default < 2:
+        pytest.skip("one numba thread: nothing to compare")
+    P, rbar = ragged_sparse(4, 5001, 4)
+    op, v = Operator(P), np.zeros(5001)
+    many = run_kernel(parallel.backward_run_parallel, op, rbar, False, 1.0, v, 3, 5)
+    try:
+        numba.set_num_threads(1)
+        assert not parallel.pays(Operator(sp.csr_matrix((2**16, 2))))  # one thread: serial
+        one = run_kernel(parallel.backward_run_parallel, op, rbar, False, 1.0, v, 3, 5)
+    finally:
+        numba.set_num_threads(default)
+    assert numba.get_num_threads() == default
+    for a, b in zip(many, one):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_parallel_threshold():
+    """Only large sparse operators go parallel (and only with more than one numba thread)."""
+    numba = pytest.importorskip("numba")
+    big = sp.csr_matrix((np.ones(2**16), (np.arange(2**16), np.zeros(2**16, int))),
+                        shape=(2**16, 4))
+    small = big[: parallel.PARALLEL_MIN_ROWS - 4]
+    assert parallel.pays(Operator(big)) == (numba.get_num_threads() > 1)
+    assert not parallel.pays(Operator(small))
+    assert not parallel.pays(Operator(big.toarray()))  # dense: BLAS product, serial kernel
+
+
+def test_solve_on_large_sparse_model_uses_both_cores_and_is_plain_backward_induction():
+    """``solve`` on a model over the threshold (S A = 65,536 rows) takes the parallel kernel and
+    equals, bit for bit, the numpy backend and a CSR backward induction written here on the raw
+    arrays (scipy sums each row from 0.0 in the same order; argmax ties to the first action)."""
+    S, A, T = 2**14, 4, 3
+    P, rbar = ragged_sparse(6, S, A)
+    mdp = tnmdp.FiniteMDP(P, rbar, T, 0, discount=0.9)
+    assert parallel.pays(fast.argmax_sweep.packed(mdp, 0)) or \
+        pytest.importorskip("numba").get_num_threads() == 1
+    v, want = np.zeros(S), np.empty((T, S), dtype=np.int64)
+    for t in range(T - 1, -1, -1):
+        q = rbar + 0.9 * (P @ v).reshape(S, A)
+        want[t], v = q.argmax(axis=1), q.max(axis=1)
+    for backend in ("numba", "numpy"):
+        sol = tnmdp.solve(mdp, backend=backend)
+        np.testing.assert_array_equal(sol.policy.actions, want)
+        np.testing.assert_array_equal(sol.values, v)

@@ -4,6 +4,8 @@ Split by level:
 
 * :mod:`~tnmdp.backends.numba.kernels` -- ``@njit`` loops over packed operators (product,
   argmax, backward and forward runs of sites);
+* :mod:`~tnmdp.backends.numba.parallel` -- the backward run over row blocks on all cores (large
+  sparse operators; the same bits as the serial run);
 * :mod:`~tnmdp.backends.numba.soft_kernels` -- ``@njit`` soft maximum and soft backward runs;
 * :mod:`~tnmdp.backends.numba.argmax_sweep`, :mod:`~tnmdp.backends.numba.soft_sweep` -- the
   MDP-aware drivers: group sites into runs sharing one operator, keep environments at

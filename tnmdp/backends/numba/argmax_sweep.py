@@ -12,7 +12,8 @@ and records the objective ``J_t = acc_t + gamma^t <left_t, V_t>`` after every si
 pure-numpy sweep pays Python and scipy dispatch on every site (about 100 us), which dominates
 for sparse walks; here whole runs of sites with the same operator go through one compiled loop
 (:func:`tnmdp.backends.numba.kernels.backward_run`): the product, the argmax and the objective
-are fused, one pass over ``nnz(P_t)``.
+are fused, one pass over ``nnz(P_t)``. Large sparse operators run on both cores
+(:func:`tnmdp.backends.numba.parallel.backward_run_parallel`, row blocks, the same bits).
 
 Two further savings, both exact:
 
@@ -46,8 +47,10 @@ from ...environments import MEMORY_BUDGET
 from ...kernels import site_probabilities, small_int_dtype
 from ..numpy.operators import Operator, markov_operator, writable
 from .kernels import backward_run, forward_run
+from .parallel import backward_run_parallel, pays
 
-__all__ = ["backup_argmax", "propagate_gain", "backward_argmax_sweep", "runs", "packed"]
+__all__ = ["backup_argmax", "propagate_gain", "backward_argmax_sweep", "runs", "packed",
+           "backward_kernel"]
 
 
 def packed(mdp, t, *, transpose=False):
@@ -55,6 +58,15 @@ def packed(mdp, t, *, transpose=False):
     model's cache (:meth:`tnmdp.FiniteMDP.cached`): ``O(nnz)`` the first time, free after."""
     P = mdp.transition_matrix(t)
     return mdp.cached(("operator", id(P), transpose), lambda: Operator(P, transpose=transpose))
+
+
+def backward_kernel(op):
+    """The backward-run kernel for the packed operator ``op``: the row-block parallel
+    :func:`~tnmdp.backends.numba.parallel.backward_run_parallel` when
+    :func:`~tnmdp.backends.numba.parallel.pays` (large sparse operators, more than one numba
+    thread), else the serial :func:`~tnmdp.backends.numba.kernels.backward_run`. Both give the
+    same bits."""
+    return backward_run_parallel if pays(op) else backward_run
 
 
 def backup_argmax(P, rbar, v, gamma=1.0, *, arrival_reward=None):
@@ -88,8 +100,8 @@ def backup_argmax(P, rbar, v, gamma=1.0, *, arrival_reward=None):
     reward = writable(arrival_reward if arrival else np.zeros(S))
     rbar = np.zeros((S, A)) if arrival else writable(rbar)
     actions = np.empty((1, S), dtype=small_int_dtype(A))  # the sweeps' dtype: one compiled variant
-    values = backward_run(*op.args, rbar, reward, arrival, float(gamma), v, np.zeros((1, S)),
-                       np.zeros(1), np.ones(1), actions, np.empty(1))
+    values = backward_kernel(op)(*op.args, rbar, reward, arrival, float(gamma), v,
+                                 np.zeros((1, S)), np.zeros(1), np.ones(1), actions, np.empty(1))
     return actions[0], values
 
 
@@ -249,10 +261,11 @@ def backward_argmax_sweep(mdp, sites, *, budget=None, with_history=True):
                 dist, _ = forward_run(*args, probs, rbar, dist, 0.0, powers[start:stop], True,
                                    dists[start - b0:stop - b0], scratch)
         for start, stop in reversed(bwd_runs[b0]):
-            v = backward_run(*backward_op(start).args, no_rbar if arrival else rbar_of(start),
-                          reward_of(start), arrival, gamma, v, dists[start - b0:stop - b0],
-                          accs[start:stop], powers[start:stop], actions[start:stop],
-                          history[start:stop])
+            op = backward_op(start)
+            v = backward_kernel(op)(*op.args, no_rbar if arrival else rbar_of(start),
+                                    reward_of(start), arrival, gamma, v,
+                                    dists[start - b0:stop - b0], accs[start:stop],
+                                    powers[start:stop], actions[start:stop], history[start:stop])
     return actions, v, history[::-1].copy() if with_history else None
 
 
