@@ -196,16 +196,18 @@ def _plot(result, name):
     ax1.bar(x - 0.2, [case["ratio_cpu"][k] for k in labels], 0.4, label="CPU time")
     ax1.bar(x + 0.2, [case["ratio_wall"][k] for k in labels], 0.4, label="wall time")
     for xi, k in zip(x, labels):
-        ax1.annotate(f"{case['ratio_cpu'][k]:.2f}\n({case['ratio_to_bound'][k]:.1f}x bound)",
-                     (xi - 0.2, case["ratio_cpu"][k]), ha="center", va="bottom", fontsize=7)
+        ax1.annotate(f"{case['ratio_cpu'][k]:.2f}\n({case['ratio_to_bound'][k]:.1f}x\nbound)",
+                     (xi - 0.2, case["ratio_cpu"][k]), ha="center", va="bottom", fontsize=6)
+        ax1.annotate(f"{case['ratio_wall'][k]:.2f}", (xi + 0.2, case["ratio_wall"][k]),
+                     ha="center", va="bottom", fontsize=6)
     ax1.axhline(1.0, color="k", lw=0.8)
     ax1.axhline(TARGETS["solve_over_csr_dp"], color="r", lw=0.8, ls="--", label="target 0.5")
-    ax1.set_xticks(x, labels, fontsize=8)
+    ax1.set_xticks(x, labels, fontsize=7, rotation=15)
     ax1.set_ylabel("time / csr_dp (lower is better)")
     ax1.set_title(f"S={case['n_states']}, A={case['n_actions']}, T={case['horizon']}, "
                   f"8 nnz/row", fontsize=9)
-    ax1.set_ylim(0, 1.35 * max(max(case["ratio_wall"].values()), max(case["ratio_cpu"].values())))
-    ax1.legend(fontsize=8)
+    ax1.set_ylim(0, 1.6 * max(max(case["ratio_wall"].values()), max(case["ratio_cpu"].values())))
+    ax1.legend(fontsize=7, ncol=3, loc="upper center")
     dens = result["density"]
     d = [float(k) for k in dens]
     ax2.loglog(d, [dens[k]["csr_over_dense"] for k in dens], "o-")

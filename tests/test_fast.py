@@ -588,14 +588,16 @@ def run_kernel(kernel, op, rbar, arrival, gamma, v, T, seed):
     return values, actions, history
 
 
-# S A = 20,004 rows: three blocks of parallel.BLOCK_ROWS = 8192 rows, the last one partial
+# S A > 20,000 rows: three blocks of parallel.BLOCK_ROWS = 8192 rows, the last one partial
 @pytest.mark.parametrize("arrival", [False, True], ids=["sa", "arrival"])
 @pytest.mark.parametrize("gamma", [1.0, 0.75])
 @pytest.mark.parametrize("kind", [ELL, CSR], ids=["ell", "csr"])
-def test_parallel_backward_run_is_the_serial_bits(kind, gamma, arrival):
+@pytest.mark.parametrize("n_actions", [2, 4])
+def test_parallel_backward_run_is_the_serial_bits(n_actions, kind, gamma, arrival):
     """Row blocks change who sums a row, never how: values, policy and objective history are
     the serial kernel's bits (ties to the lowest action, -inf rewards and values)."""
-    S, A, T = 5001, 4, 4
+    A, T = n_actions, 4
+    S = 20_004 // A + 1
     assert S * A > 2 * parallel.BLOCK_ROWS
     P, rbar = ragged_sparse(1, S, A)
     op = Operator(P, ell_padding=np.inf if kind == ELL else 0.0)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["product", "product_pair", "masked_dot", "argmax_rows", "backward_run", "forward_run"]
+__all__ = ["product", "product_pair", "masked_dot", "argmax_rows", "next_input", "backward_run",
+           "forward_run"]
 
 
 @njit(cache=True, nogil=True)
@@ -94,6 +95,20 @@ def argmax_rows(q, n_actions, best, arg):
 
 
 @njit(cache=True, nogil=True)
+def next_input(arrival, reward, gamma, v, x):
+    """The input of a backup from ``V``: ``x = reward + gamma v`` when ``arrival`` (an arrival
+    reward folded in, as :func:`tnmdp.kernels.backup` does), else ``x = v``."""
+    if not arrival:
+        x[:] = v
+    elif gamma != 1.0:
+        for s in range(v.shape[0]):
+            x[s] = reward[s] + gamma * v[s]
+    else:
+        for s in range(v.shape[0]):
+            x[s] = reward[s] + v[s]
+
+
+@njit(cache=True, nogil=True)
 def backward_run(kind, indptr, cols, vals, rbar, reward, arrival, gamma, v, dists, accs, powers,
               actions, history):
     """Backward induction over ``len(powers)`` sites sharing one operator and reward, last first.
@@ -109,15 +124,7 @@ def backward_run(kind, indptr, cols, vals, rbar, reward, arrival, gamma, v, dist
     q = np.empty(n_states * n_actions)
     v = v.copy()
     for k in range(powers.shape[0] - 1, -1, -1):
-        if arrival:
-            if gamma != 1.0:
-                for s in range(n_states):
-                    x[s] = reward[s] + gamma * v[s]
-            else:
-                for s in range(n_states):
-                    x[s] = reward[s] + v[s]
-        else:
-            x[:n_states] = v
+        next_input(arrival, reward, gamma, v, x[:n_states])
         product(kind, indptr, cols, vals, x, q)
         if not arrival:
             if gamma != 1.0:

@@ -5,9 +5,10 @@ The serial :func:`tnmdp.backends.numba.kernels.backward_run` forms ``Q = P x`` f
 second pass reads it back from memory, and one core cannot keep enough gathers ``x[col]`` in
 flight to use the memory system. Here each site is one parallel loop over blocks of
 :data:`BLOCK_ROWS` rows (whole states): a block's ``Q`` rows are formed, the reward added and the
-per-state argmax taken while they are in L1, and the new ``V`` written to a second buffer
-(double buffering: blocks read ``V_{t+1}`` and write ``V_t``, so no block reads what another
-writes, and no copy of ``V`` is made per site).
+per-state argmax taken while they are in cache, and the new ``V`` written to a second buffer
+together with the next site's input ``x = r + gamma V`` (double buffering: blocks read the
+site's ``x`` and write ``V_t`` and the next ``x``, so no block reads what another writes, and
+each site is one parallel region).
 
 Determinism: every row is summed by one thread over its stored entries in the serial kernel's
 order (column order, starting from the first entry), the reward added by the same expression,
@@ -23,9 +24,9 @@ with at least :data:`PARALLEL_MIN_ROWS` rows, when more than one thread is avail
 
 Notes
 -----
-Cost per site: ``O(nnz(P))`` work split over the threads, one barrier (two with an arrival
-reward, whose ``x = r + gamma V`` is formed in a parallel pass first). Memory: two ``S + 1``
-buffers and one ``BLOCK_ROWS`` scratch vector per block.
+Cost per site: ``O(nnz(P))`` work split over the threads and one barrier (measured 30-50 us
+on the 2-core machine: hence :data:`PARALLEL_MIN_ENTRIES`). Memory: three ``O(S)`` buffers and
+one ``BLOCK_ROWS`` scratch vector per block.
 """
 
 from __future__ import annotations
@@ -34,20 +35,23 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ..numpy.operators import CSR, ELL
-from .kernels import masked_dot
+from .kernels import argmax_rows, masked_dot, next_input
 
-__all__ = ["BLOCK_ROWS", "PARALLEL_MIN_ROWS", "pays", "product_rows",
+__all__ = ["BLOCK_ROWS", "PARALLEL_MIN_ROWS", "pays", "product_rows", "block_argmax",
            "backward_run_parallel"]
 
 #: ``(s, a)`` rows per block of the parallel loop (rounded down to whole states): the block's
 #: ``Q`` (64 KiB) stays in the per-core L2 cache. Measured at S=200,000, A=4, 8 nnz/row on the
-#: 2-core machine: 1,024 to 16,384 rows per block are within noise of each other, 32,768 is 2.7x
-#: slower (``Q`` leaves L2), 256 rows 1.3x slower (the gathers of a block are too few).
+#: 2-core machine (wall, 2 threads, relative to 8,192): 4,096 and 16,384 rows 1.05-1.1, 1,024
+#: rows 1.35, 256 rows 1.4, 32,768 rows 3.0 (``Q``, 256 KiB, probably leaves L2).
 BLOCK_ROWS = 8192
 
-#: Sparse operators with fewer ``(s, a)`` rows than this run on the serial kernel: a parallel
-#: region costs microseconds per site (the walks' ``S A = 8000`` rows gain nothing from it).
-PARALLEL_MIN_ROWS = 2**16
+#: Sparse operators with fewer ``(s, a)`` rows than this run on the serial kernel: below two
+#: blocks there is nothing to share. Measured per site, 2 threads, load ~1 (parallel / serial):
+#: random sparse A=4, 8 nnz/row: 8,192 rows 1.03 (one block), 16,384 rows 0.53, 65,536 rows
+#: 0.51, 262,144 rows 0.38 (``Q`` no longer fits the serial kernel's cache); excursion walks
+#: (A=2, one entry per row, arrival reward): 40,002 rows 0.7, 262,146 rows 0.58.
+PARALLEL_MIN_ROWS = 2 * BLOCK_ROWS
 
 
 def pays(op):
@@ -81,6 +85,27 @@ def product_rows(kind, indptr, cols, vals, x, q, r0, r1):
             q[i] = acc
 
 
+@njit(cache=True, nogil=True)
+def block_argmax(q, n_actions, best, arg):
+    """Per-state max and argmax of one block's ``q[s*A + a]``, ties to the lowest action (the
+    same values and actions as :func:`~tnmdp.backends.numba.kernels.argmax_rows`): its
+    branch-free form for two actions, one pass per state (the maximum in a register) else."""
+    if n_actions == 2:
+        argmax_rows(q, n_actions, best, arg)
+        return
+    for s in range(best.shape[0]):
+        base = s * n_actions
+        top = q[base]
+        choice = 0
+        for a in range(1, n_actions):
+            qa = q[base + a]
+            if qa > top:  # strict: ties stay with the lowest action
+                top = qa
+                choice = a
+        best[s] = top
+        arg[s] = choice
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def backward_run_parallel(kind, indptr, cols, vals, rbar, reward, arrival, gamma, v, dists,
                           accs, powers, actions, history):
@@ -88,18 +113,21 @@ def backward_run_parallel(kind, indptr, cols, vals, rbar, reward, arrival, gamma
     CSR only), parallel over blocks of states: same arguments, same bits."""
     n_states, n_actions = rbar.shape
     flat = rbar.ravel()
-    cur = np.zeros(n_states + 1)  # V_{t+1}; the trailing 0 is where ELL padding points
-    nxt = np.zeros(n_states + 1)
-    cur[:n_states] = v
+    # x = r + gamma V_{t+1} (arrival) or V_{t+1}, read by every block; the trailing 0 is where
+    # ELL padding points. Each block writes its states of V_t and of the next site's x into
+    # the other buffers: one parallel region (one barrier) per site.
+    x = np.zeros(n_states + 1)
+    x_next = np.zeros(n_states + 1)
+    out = np.empty(n_states)
+    for s in range(n_states):
+        if arrival:
+            x[s] = reward[s] + gamma * v[s] if gamma != 1.0 else reward[s] + v[s]
+        else:
+            x[s] = v[s]
+        out[s] = v[s]
     per_block = max(1, BLOCK_ROWS // n_actions)
     n_blocks = (n_states + per_block - 1) // per_block
     for k in range(powers.shape[0] - 1, -1, -1):
-        if arrival:  # x = r + gamma V_{t+1} into nxt; V_t overwrites cur
-            for s in prange(n_states):
-                nxt[s] = reward[s] + gamma * cur[s] if gamma != 1.0 else reward[s] + cur[s]
-            x, out = nxt, cur
-        else:
-            x, out = cur, nxt
         act = actions[k]
         for b in prange(n_blocks):
             s0 = b * per_block
@@ -115,19 +143,9 @@ def backward_run_parallel(kind, indptr, cols, vals, rbar, reward, arrival, gamma
                 else:
                     for i in range(r1 - r0):
                         q[i] = rows[i] + q[i]
-            for s in range(s0, s1):
-                base = (s - s0) * n_actions
-                best = q[base]
-                arg = 0
-                for a in range(1, n_actions):
-                    qa = q[base + a]
-                    if qa > best:  # strict: ties stay with the lowest action
-                        best = qa
-                        arg = a
-                out[s] = best
-                act[s] = arg
-        if not arrival:
-            cur, nxt = nxt, cur
+            block_argmax(q, n_actions, out[s0:s1], act[s0:s1])
+            next_input(arrival, reward[s0:s1], gamma, out[s0:s1], x_next[s0:s1])
+        x, x_next = x_next, x
         if dists.shape[0] > 0:  # no left environments: no objective to record
-            history[k] = accs[k] + powers[k] * masked_dot(dists[k], cur[:n_states])
-    return cur[:n_states].copy()
+            history[k] = accs[k] + powers[k] * masked_dot(dists[k], out)
+    return out
