@@ -660,3 +660,37 @@ def test_solve_on_large_sparse_model_uses_both_cores_and_is_plain_backward_induc
         sol = tnmdp.solve(mdp, backend=backend)
         np.testing.assert_array_equal(sol.policy.actions, want)
         np.testing.assert_array_equal(sol.values, v)
+
+
+def test_parallel_kernel_only_from_the_main_thread_and_not_in_a_fork_child():
+    """Off the main thread (numba's workqueue layer aborts on concurrent launches) and in a
+    ``fork`` child of a process that started the worker threads (GNU OpenMP terminates it),
+    the serial kernel runs instead: the child solves and returns the parent's bits."""
+    import multiprocessing
+    import threading
+
+    numba = pytest.importorskip("numba")
+    if numba.get_num_threads() < 2:
+        pytest.skip("one numba thread: the parallel kernel is never chosen")
+    P, rbar = ragged_sparse(8, 2**14, 4)
+    mdp = tnmdp.FiniteMDP(P, rbar, 2, 0)
+    op = fast.argmax_sweep.packed(mdp, 0)
+    assert parallel.pays(op)
+    values = tnmdp.solve(mdp).values  # the worker threads are started here
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(parallel.pays(op)))
+    worker.start()
+    worker.join()
+    assert seen == [False]
+
+    def child(queue):
+        queue.put((parallel.pays(op), tnmdp.solve(mdp).values))
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=child, args=(queue,))
+    proc.start()
+    chose, got = queue.get(timeout=30)  # a terminated child never answers
+    proc.join(timeout=60)
+    assert proc.exitcode == 0 and not chose
+    np.testing.assert_array_equal(got, values)

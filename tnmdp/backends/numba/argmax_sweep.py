@@ -64,7 +64,7 @@ def backward_kernel(op):
     """The backward-run kernel for the packed operator ``op``: the row-block parallel
     :func:`~tnmdp.backends.numba.parallel.backward_run_parallel` when
     :func:`~tnmdp.backends.numba.parallel.pays` (large sparse operators, more than one numba
-    thread), else the serial :func:`~tnmdp.backends.numba.kernels.backward_run`. Both give the
+    thread, the main thread, not a ``fork`` child of a process that ran it), else the serial :func:`~tnmdp.backends.numba.kernels.backward_run`. Both give the
     same bits."""
     return backward_run_parallel if pays(op) else backward_run
 

@@ -19,8 +19,10 @@ of threads. The objective ``<dist, V>`` (recorded only with left environments) i
 once per site outside the parallel loop (``O(S)``, under 1% of a site's ``O(nnz)``).
 
 Threads: numba's current count (``NUMBA_NUM_THREADS``, or ``numba.set_num_threads`` by the
-caller); this module never changes it. :func:`pays` is the one threshold: sparse operators
-with at least :data:`PARALLEL_MIN_ROWS` rows, when more than one thread is available.
+caller); this module never changes it (nor the threading layer). :func:`pays` is the one
+threshold: sparse operators with at least :data:`PARALLEL_MIN_ROWS` rows, when more than one
+thread is available, called from the main thread and not in a ``fork`` child of a process
+that has started the worker threads (the serial kernel runs there: same bits).
 
 Notes
 -----
@@ -30,6 +32,9 @@ one ``BLOCK_ROWS`` scratch vector per block.
 """
 
 from __future__ import annotations
+
+import os
+import threading
 
 import numpy as np
 from numba import get_num_threads, njit, prange
@@ -54,13 +59,32 @@ BLOCK_ROWS = 8192
 PARALLEL_MIN_ROWS = 2 * BLOCK_ROWS
 
 
+#: The process that started numba's worker threads through :func:`pays` (a fork guard).
+_STARTED_IN = []
+
+
 def pays(op):
     """True when the backward sweep over the packed operator ``op`` (an
     :class:`~tnmdp.backends.numpy.operators.Operator` of a ``(S A, S)`` matrix) should run on
-    :func:`backward_run_parallel`: ELL or CSR, at least :data:`PARALLEL_MIN_ROWS` rows, and
-    numba currently allows more than one thread."""
-    return (op.kind in (ELL, CSR) and op.shape[0] >= PARALLEL_MIN_ROWS
-            and get_num_threads() > 1)
+    :func:`backward_run_parallel` (which gives the serial kernel's bits, so this only decides
+    speed).
+
+    Needs: ELL or CSR, at least :data:`PARALLEL_MIN_ROWS` rows, more than one numba thread
+    (``numba.get_num_threads``), the main thread (numba's fallback ``workqueue`` threading
+    layer aborts on parallel launches from two threads at once), and not a ``fork`` child of a
+    process that has started the worker threads (GNU OpenMP, numba's ``omp`` layer, terminates
+    such a child when it launches parallel work). On a ``True`` answer the process is recorded
+    as the one that started them.
+    """
+    if not (op.kind in (ELL, CSR) and op.shape[0] >= PARALLEL_MIN_ROWS
+            and get_num_threads() > 1 and threading.current_thread() is threading.main_thread()):
+        return False
+    pid = os.getpid()
+    if _STARTED_IN and _STARTED_IN[0] != pid:
+        return False
+    if not _STARTED_IN:
+        _STARTED_IN.append(pid)
+    return True
 
 
 @njit(cache=True, nogil=True)
