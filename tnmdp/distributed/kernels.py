@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..backends.numba.kernels import argmax_rows, product, product_pair
+from ..backends.numba.kernels import argmax_rows, next_input, product, product_pair
 from ..backends.numba.soft_kernels import soft_rows
 from ..backends.numpy.operators import Operator
 
@@ -41,14 +41,8 @@ def fill(x, slices):
 
 @njit(cache=True, nogil=True)
 def _add_reward(q, rbar, gamma):
-    """``q = rbar + gamma q`` in place (as the compiled sweep forms ``Q``)."""
-    flat = rbar.ravel()
-    if gamma != 1.0:
-        for i in range(q.shape[0]):
-            q[i] = flat[i] + gamma * q[i]
-    else:
-        for i in range(q.shape[0]):
-            q[i] = flat[i] + q[i]
+    """``q = rbar + gamma q`` in place (as the compiled sweep forms ``Q``: the same loop)."""
+    next_input(True, rbar.ravel(), gamma, q, q)
 
 
 @njit(cache=True, nogil=True)
