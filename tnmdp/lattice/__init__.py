@@ -22,7 +22,12 @@ Modules: :mod:`~tnmdp.lattice.process` (``LatticeProcess``, local terms -> MPO, 
 ``to_flat``), :mod:`~tnmdp.lattice.models` (factories), :mod:`~tnmdp.lattice.mps` (array MPS
 primitives in log space), :mod:`~tnmdp.lattice.partition` (``log_partition``, Doob densities),
 :mod:`~tnmdp.lattice.sampling` (exact conditioned trajectories), :mod:`~tnmdp.lattice.scgf`
-(``theta(s)``). Importing this package does not import quimb; quimb objects are built on demand.
+(``theta(s)``); controlled lattices: :mod:`~tnmdp.lattice.control` (``LatticeMDP``, local
+policies), :mod:`~tnmdp.lattice.control_models` (``epidemic``, ``sysadmin``),
+:mod:`~tnmdp.lattice.control_network` (transfer MPO of a local policy, row environments),
+:mod:`~tnmdp.lattice.control_evaluate` and :mod:`~tnmdp.lattice.control_solve` (boundary-MPS
+evaluation, DMRG-style sweeps over ``(t, i)``). Importing this package does not import quimb;
+quimb objects are built on demand.
 """
 
 from . import mps
@@ -37,9 +42,13 @@ from .control_evaluate import sample as sample_controlled
 from .control_models import epidemic, heuristic_policies, sysadmin
 from .control_solve import LatticeSolution, solve
 
-__all__ = ["ConditionedSamples", "DensityResult", "LatticeProcess", "LocalTerm", "PartitionResult", "ScgfResult", "doob_densities",
-           "log_partition", "sample", "scgf", "east", "fa", "independent_spins", "mps", "ssep", "tasep",
-           "vicious_walkers",
-           "LatticeEvaluation", "LatticeMDP", "LatticeSolution", "LatticeTrajectories", "epidemic",
-           "evaluate", "heuristic_policies", "marginals", "policy_to_flat", "sample_controlled",
-           "solve", "sysadmin"]
+__all__ = [
+    # processes (uncontrolled)
+    "ConditionedSamples", "DensityResult", "LatticeProcess", "LocalTerm", "PartitionResult",
+    "ScgfResult", "doob_densities", "east", "fa", "independent_spins", "log_partition", "mps",
+    "sample", "scgf", "ssep", "tasep", "vicious_walkers",
+    # controlled lattices
+    "LatticeEvaluation", "LatticeMDP", "LatticeSolution", "LatticeTrajectories", "epidemic",
+    "evaluate", "heuristic_policies", "marginals", "policy_to_flat", "sample_controlled",
+    "solve", "sysadmin",
+]
