@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RESULTS", "machine_info", "time_min", "compare", "fit_slope", "write_json"]
+__all__ = ["RESULTS", "machine_info", "time_min", "measured", "compare", "fit_slope", "write_json"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -66,6 +66,21 @@ def machine_info():
         except ImportError:
             info[name] = None
     return info
+
+
+def measured(func):
+    """``(result, wall seconds, peak MiB traced by tracemalloc)`` of one call ``func()``."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        result = func()
+        wall = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    return result, wall, peak
 
 
 def time_min(func, repeats=3):

@@ -29,12 +29,9 @@ import os
 import subprocess
 import sys
 import time
-import tracemalloc
 from math import comb
 
-import numpy as np
-
-from . import RESULTS, machine_info
+from . import RESULTS, machine_info, measured
 
 __all__ = ["run", "plot", "SECTIONS"]
 
@@ -139,16 +136,6 @@ def section_walkers(quick):
     return {"rows": rows}
 
 
-def _traced(func):
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    value = func()
-    seconds = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    return value, seconds, peak
-
-
 def section_flat(quick):
     import scipy.sparse.linalg as spla
 
@@ -171,8 +158,8 @@ def section_flat(quick):
         t0 = time.perf_counter()
         theta_flat = flat()
         flat_seconds = time.perf_counter() - t0
-        _, _, mps_peak = _traced(mps)
-        _, _, flat_peak = _traced(flat)
+        _, _, mps_peak = measured(mps)
+        _, _, flat_peak = measured(flat)
         rows.append({"L": L, "states": 2 ** L, "theta_flat": theta_flat, "theta_mps": theta_mps,
                      "abs_difference": abs(theta_flat - theta_mps), "flat_seconds": flat_seconds,
                      "mps_seconds": mps_seconds, "flat_peak_mb": flat_peak,

@@ -25,15 +25,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import time
-import tracemalloc
 
-import numpy as np
-
-from benchmarks import RESULTS, write_json
+from benchmarks import RESULTS, measured, write_json
 from tnmdp import lattice
 
-__all__ = ["epidemic_model", "sysadmin_model", "measured", "scale", "bond", "flat", "plot"]
+__all__ = ["epidemic_model", "sysadmin_model", "scale", "bond", "flat", "plot"]
 
 EPIDEMIC = dict(beta=0.3, rho=0.05, cost=2.5, p_infected=0.3)
 SYSADMIN = dict(p_failed=0.1, reboot_cost=0.5)
@@ -48,17 +44,6 @@ def sysadmin_model(L, T):
 
 
 MODELS = {"epidemic": epidemic_model, "sysadmin": sysadmin_model}
-
-
-def measured(func):
-    """``(result, wall seconds, peak MiB)`` of ``func()``."""
-    tracemalloc.start()
-    start = time.perf_counter()
-    result = func()
-    wall = time.perf_counter() - start
-    peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
-    tracemalloc.stop()
-    return result, wall, peak
 
 
 def scale(model, sizes, horizons, chi, max_sweeps):

@@ -33,10 +33,6 @@ def _rows_of(sites):
     return base
 
 
-def _small_int_dtype(n_actions):
-    return small_int_dtype(n_actions)
-
-
 class Policy:
     """A time-dependent policy ``pi_t(a|s)`` for ``t = 0..T-1``.
 
@@ -74,7 +70,7 @@ class Policy:
             bad = (actions < 0) | (actions >= n_actions)
             t, s = np.argwhere(bad)[0]
             raise ValueError(f"actions[t={t}, s={s}] is {actions[t, s]}, outside 0..{n_actions - 1}")
-        return cls(actions.astype(_small_int_dtype(n_actions)), actions.shape[1], n_actions)
+        return cls(actions.astype(small_int_dtype(n_actions)), actions.shape[1], n_actions)
 
     @classmethod
     def from_array(cls, probs, *, atol=1e-9):
@@ -113,7 +109,7 @@ class Policy:
     def _from_sites(cls, sites, n_states, n_actions):
         """Compact storage of sweep output: all-int sites become one small-int array."""
         if all(site.ndim == 1 for site in sites):
-            dtype = _small_int_dtype(n_actions)
+            dtype = small_int_dtype(n_actions)
             base = _rows_of(sites)
             if base is not None and base.dtype == dtype:  # the rows of one (T, S) array: no copy
                 return cls(base, n_states, n_actions)
