@@ -11,6 +11,16 @@ import math
 import numpy as np
 import pytest
 
+#: The continuous-time models the lattice tests share: name -> (factory in tnmdp.lattice,
+#: parameters). Plain data, so this module still imports nothing from tnmdp.lattice.
+MODEL_PARAMETERS = {
+    "spins": ("independent_spins", {"c": 0.3}),
+    "east": ("east", {"c": 0.3}),
+    "fa": ("fa", {"c": 0.6}),
+    "tasep": ("tasep", {"alpha": 0.3, "beta": 0.7}),
+    "ssep": ("ssep", {"alpha": 0.3, "gamma": 0.2, "delta": 0.1, "beta": 0.6}),
+}
+
 
 def bits_of(x, L):
     return [(x >> i) & 1 for i in range(L)]

@@ -5,15 +5,10 @@ import pytest
 
 import tnmdp
 import tnmdp.lattice as la
-from test_lattice_oracles import dense_generator, log_matrix_power_sum, walker_log_survival
+from test_lattice_oracles import MODEL_PARAMETERS, dense_generator, log_matrix_power_sum, walker_log_survival
 
-MODELS = [
-    ("spins", la.independent_spins, {"c": 0.3}),
-    ("east", la.east, {"c": 0.3}),
-    ("fa", la.fa, {"c": 0.6}),
-    ("tasep", la.tasep, {"alpha": 0.3, "beta": 0.7}),
-    ("ssep", la.ssep, {"alpha": 0.3, "gamma": 0.2, "delta": 0.1, "beta": 0.6}),
-]
+MODELS = [(name, getattr(la, factory), params)
+          for name, (factory, params) in MODEL_PARAMETERS.items()]
 IDS = [m[0] for m in MODELS]
 
 

@@ -4,14 +4,10 @@ import numpy as np
 import pytest
 
 import tnmdp.lattice as la
-from test_lattice_oracles import dense_generator, spins_theta
+from test_lattice_oracles import MODEL_PARAMETERS, dense_generator, spins_theta
 
-MODELS = [
-    ("east", la.east, {"c": 0.3}),
-    ("fa", la.fa, {"c": 0.6}),
-    ("tasep", la.tasep, {"alpha": 0.3, "beta": 0.7}),
-    ("ssep", la.ssep, {"alpha": 0.3, "gamma": 0.2, "delta": 0.1, "beta": 0.6}),
-]
+MODELS = [(name, getattr(la, MODEL_PARAMETERS[name][0]), MODEL_PARAMETERS[name][1])
+          for name in ("east", "fa", "tasep", "ssep")]  # spins: a closed form of their own
 IDS = [m[0] for m in MODELS]
 
 
