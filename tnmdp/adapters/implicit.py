@@ -117,6 +117,14 @@ def _set_params(model, new, shapes):
         setattr(model, name, arr)
 
 
+def _predict(features, theta):
+    """``features @ theta`` after checking ``features`` is ``(n, K)``."""
+    X = np.asarray(features, dtype=float)
+    if X.ndim != 2 or X.shape[1] != theta.shape[0]:
+        raise ValueError(f"features must have shape (n, {theta.shape[0]}), got {X.shape}")
+    return X @ theta
+
+
 def _loss_and_theta_grad(X, y, theta):
     resid = X @ theta - y
     return 0.5 * float(np.mean(resid ** 2)), X.T @ resid / X.shape[0]
@@ -176,10 +184,7 @@ class ImplicitValue:
 
     def predict(self, features):
         """``features @ theta`` for features of shape ``(n, K)``."""
-        X = np.asarray(features, dtype=float)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise ValueError(f"features must have shape (n, {self.n_features}), got {X.shape}")
-        return X @ self.theta
+        return _predict(features, self.theta)
 
     def loss_and_grad(self, features, targets):
         """Loss ``0.5 mean((features @ theta - targets)^2)`` and its gradient.
@@ -305,10 +310,7 @@ class ExplicitValue:
 
     def predict(self, features):
         """``features @ theta`` for features of shape ``(n, K)``."""
-        X = np.asarray(features, dtype=float)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise ValueError(f"features must have shape (n, {self.n_features}), got {X.shape}")
-        return X @ self.theta
+        return _predict(features, self.theta)
 
     def loss_and_grad(self, features, targets):
         """Loss ``0.5 mean((features @ theta - targets)^2)`` and ``{"theta": dL/dtheta}``."""
