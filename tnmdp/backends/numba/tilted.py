@@ -17,17 +17,23 @@ from numba import njit
 __all__ = ["log_step", "doob_step"]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _exponent(indices, log_data, entry_log, x, k):
+    """``log P_k + x[col_k] (+ e_k)`` of stored entry ``k`` (``entry_log`` empty: no ``e``)."""
+    e = x[indices[k]] + log_data[k]
+    if entry_log.shape[0] > 0:
+        e += entry_log[k]
+    return e
+
+
 @njit(cache=True, nogil=True)
 def _row_log_sum(indptr, indices, log_data, entry_log, x, r):
     """``log sum_k exp(log P_k + x[col_k] + e_k)`` over row ``r`` (``-inf`` for an empty sum);
     a row with one live entry costs no ``exp`` or ``log``."""
-    has_entry = entry_log.shape[0] > 0
     top = -np.inf
     n_live = 0
     for k in range(indptr[r], indptr[r + 1]):
-        e = x[indices[k]] + log_data[k]
-        if has_entry:
-            e += entry_log[k]
+        e = _exponent(indices, log_data, entry_log, x, k)
         if e > -np.inf:
             n_live += 1
             if e > top:
@@ -36,9 +42,7 @@ def _row_log_sum(indptr, indices, log_data, entry_log, x, r):
         return top
     total = 0.0
     for k in range(indptr[r], indptr[r + 1]):
-        e = x[indices[k]] + log_data[k]
-        if has_entry:
-            e += entry_log[k]
+        e = _exponent(indices, log_data, entry_log, x, k)
         if e > -np.inf:
             total += math.exp(e - top)
     return top + math.log(total)
