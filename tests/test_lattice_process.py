@@ -135,3 +135,18 @@ def test_every_public_name_exists_once():
     assert len(la.__all__) == len(set(la.__all__))
     for name in la.__all__:
         assert getattr(la, name) is not None
+
+
+def test_site_arrays_must_chain_their_bonds():
+    from tnmdp.lattice.process import LatticeProcess
+
+    flat = np.full((2, 2), 0.5)
+    with pytest.raises(ValueError, match=r"site_tensors\[1\] has left bond 3, site_tensors\[0\] "
+                                         r"right bond 2"):
+        LatticeProcess.from_transfer([np.ones((1, 2, 2, 2)), np.ones((3, 1, 2, 2))], flat)
+    with pytest.raises(ValueError, match="the end bonds of site_tensors must have dimension 1"):
+        LatticeProcess.from_transfer([np.ones((1, 2, 2, 2)), np.ones((2, 2, 2, 2))], flat)
+    with pytest.raises(ValueError, match=r"initial\[1\] has left bond 1, initial\[0\] right bond 2"):
+        la.east(2, 0.3, initial=[np.ones((1, 2, 2)), np.ones((1, 2, 1))])
+    with pytest.raises(ValueError, match="the end bonds of the initial MPS must have dimension 1"):
+        la.east(2, 0.3, initial=[np.ones((1, 2, 2)), np.ones((2, 2, 2))])

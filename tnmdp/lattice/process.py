@@ -228,11 +228,7 @@ class LatticeProcess:
                 raise ValueError(f"site_tensors[{i}] has shape {t.shape}; expected (Dl, Dr, {d}, {d})")
             if (t < 0).any() or not np.isfinite(t).all():
                 raise ValueError(f"site_tensors[{i}] must be finite and >= 0")
-            if i and t.shape[0] != tensors[i - 1].shape[1]:
-                raise ValueError(f"site_tensors[{i}] has left bond {t.shape[0]}, site_tensors[{i - 1}] "
-                                 f"right bond {tensors[i - 1].shape[1]}")
-        if tensors[0].shape[0] != 1 or tensors[-1].shape[1] != 1:
-            raise ValueError("the end bonds of site_tensors must have dimension 1")
+        _check_bond_chain(tensors, "site_tensors", "site_tensors", right_axis=1)
         return cls(n_sites=len(tensors), local_dim=d, time="discrete", transfer=tensors,
                    initial=initial, name=name, atol=atol, sector=sector)
 
@@ -497,11 +493,7 @@ def _read_initial(initial, L, d, atol):
         for i, a in enumerate(sites):
             if a.shape[1] != d or not np.isfinite(a).all():
                 raise ValueError(f"initial[{i}] has shape {a.shape}; expected finite (Dl, {d}, Dr)")
-            if i and a.shape[0] != sites[i - 1].shape[2]:
-                raise ValueError(f"initial[{i}] has left bond {a.shape[0]}, initial[{i - 1}] right "
-                                 f"bond {sites[i - 1].shape[2]}")
-        if sites[0].shape[0] != 1 or sites[-1].shape[2] != 1:
-            raise ValueError("the end bonds of the initial MPS must have dimension 1")
+        _check_bond_chain(sites, "initial", "the initial MPS", right_axis=2)
         logv, sign = _mps.log_inner(_mps.product_mps(np.ones((L, d))), sites)
         if sign <= 0 or abs(np.exp(logv) - 1.0) > atol:
             total = sign * np.exp(logv)
@@ -520,6 +512,18 @@ def _read_initial(initial, L, d, atol):
         i = int(np.argmax(bad))
         raise ValueError(f"initial[{i}] sums to {sums[i]:.12g}, not 1 (atol={atol:g})")
     return _mps.product_mps(probs)
+
+
+def _check_bond_chain(arrays, name, what, *, right_axis):
+    """Consecutive site arrays share their bonds (axis 0 on the left, ``right_axis`` on the
+    right) and the chain ends in bonds of dimension 1; ``ValueError`` naming the site."""
+    for i in range(1, len(arrays)):
+        left, right = arrays[i].shape[0], arrays[i - 1].shape[right_axis]
+        if left != right:
+            raise ValueError(f"{name}[{i}] has left bond {left}, {name}[{i - 1}] right bond "
+                             f"{right}")
+    if arrays[0].shape[0] != 1 or arrays[-1].shape[right_axis] != 1:
+        raise ValueError(f"the end bonds of {what} must have dimension 1")
 
 
 def _check_int(name, value, minimum):
