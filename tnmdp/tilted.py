@@ -649,30 +649,31 @@ def _doob_kernel(sites, t, site, log_h_next, log_h_now, mean_reward=None):
     weights = site.doob_weights(log_h_next, log_h_now)
     P = site.P
     if sp.issparse(P):
-        by_action = sp.csr_array((weights, P.indices, P.indptr), shape=P.shape)
-        kernel = _sum_over_actions(S, A) @ by_action
+        summed = _sum_over_actions(S, A)
+        kernel = summed @ sp.csr_array((weights, P.indices, P.indptr), shape=P.shape)
+        if mean_reward is not None:
+            rows = _row_of_entries(P.indptr)
+            with_reward = sp.csr_array((weights * sites.entry_reward(t, rows, P.indices),
+                                        P.indices, P.indptr), shape=P.shape)
+            _write_mean(mean_reward, (summed @ with_reward).toarray(), kernel.toarray())
         kernel.eliminate_zeros()
         sums = np.asarray(kernel.sum(axis=1)).ravel()
         kernel.data /= np.repeat(sums, np.diff(kernel.indptr))  # rounding only: stochastic rows
     else:
-        kernel = weights.reshape(S, A, S).sum(axis=1)
-        kernel /= kernel.sum(axis=1, keepdims=True)
-    if mean_reward is not None:
-        if sp.issparse(P):
-            rows = _row_of_entries(P.indptr)
-            with_reward = sp.csr_array((weights * sites.entry_reward(t, rows, P.indices),
-                                        P.indices, P.indptr), shape=P.shape)
-            numerator = (_sum_over_actions(S, A) @ with_reward).toarray()
-            total = (_sum_over_actions(S, A) @ sp.csr_array((weights, P.indices, P.indptr),
-                                                             shape=P.shape)).toarray()
-        else:  # a dense site: rewards on (s, a) only
+        w = weights.reshape(S, A, S)
+        total = w.sum(axis=1)
+        if mean_reward is not None:  # a dense site: rewards on (s, a) only
             reward = np.broadcast_to(mdp.reward_slice(t)[:, :, 0], (S, A))
-            w = weights.reshape(S, A, S)
-            numerator = np.einsum("sap,sa->sp", w, np.where(np.isneginf(reward), 0.0, reward))
-            total = w.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_reward[...] = np.where(total > 0, numerator / total, 0.0)
+            _write_mean(mean_reward, np.einsum("sap,sa->sp", w, np.where(
+                np.isneginf(reward), 0.0, reward)), total)
+        kernel = total / total.sum(axis=1, keepdims=True)
     return kernel
+
+
+def _write_mean(out, numerator, total):
+    """``out = numerator / total`` where ``total > 0``, else 0 (never ``nan``)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[...] = np.where(total > 0, numerator / total, 0.0)
 
 
 def _sum_over_actions(n_states, n_actions):
