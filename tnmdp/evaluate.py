@@ -17,7 +17,8 @@ import scipy.sparse as sp
 from . import backends
 from .continuing import evaluate_continuing
 from .environments import right_values
-from .kernels import backup, matvec, propagate, site_value, small_int_dtype, weighted_sum
+from .kernels import (backup, matvec, propagate, read_only, site_value, small_int_dtype,
+                      weighted_sum)
 from ._validate import check_mdp, check_policy
 from .model import as_rng
 
@@ -225,8 +226,11 @@ def _row_sampler(P):
     rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
     within = np.cumsum(csr.data) - np.repeat(
         np.concatenate([[0.0], np.cumsum(csr.data)])[csr.indptr[:-1]], np.diff(csr.indptr))
-    # keys increase across rows: row r covers (r, r + rowsum]; searchsorted finds the entry
-    return rows + within, csr.indices, csr.indptr
+    # keys increase across rows: row r covers (r, r + rowsum]; searchsorted finds the entry.
+    # One index type whatever the matrix's (int32 columns, int64 row starts): one compiled
+    # sampler signature.
+    cols = csr.indices.astype(np.int32 if csr.shape[1] <= 2**31 else np.int64, copy=False)
+    return tuple(read_only(a) for a in (rows + within, cols, csr.indptr.astype(np.int64)))
 
 
 def _draw_rows(table, rows, u):
@@ -277,6 +281,7 @@ def _sample_compiled(kernel, mdp, policy, rng, states, actions, rewards):
                 acts, cdf = no_acts, np.cumsum(site, axis=1)
         reward = np.ascontiguousarray(mdp.reward_slice(t0))
         u = rng.random((t1 - t0, 2, n))
+        acts = read_only(acts.astype(actions.dtype, copy=False))  # one compiled signature
         kernel(s, t0, acts, cdf, keys, cols, indptr, reward, u, states, actions, rewards)
 
 

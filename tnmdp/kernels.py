@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["matvec", "rmatvec", "backup", "propagate", "greedy", "soft_backup",
+__all__ = ["read_only", "matvec", "rmatvec", "backup", "propagate", "greedy", "soft_backup",
            "site_probabilities", "log_reference", "row_max", "row_sum", "weighted_sum",
            "small_int_dtype", "row_objective", "site_value"]
 
@@ -204,6 +204,18 @@ def weighted_sum(weights, values):
     if (forbidden & (weights > 0)).any():
         return -np.inf
     return float(weights @ np.where(forbidden, 0.0, values))
+
+
+def read_only(a):
+    """A read-only view of ``a`` (no copy).
+
+    Arrays handed to the compiled kernels are passed as read-only views when the kernel only
+    reads them: numba types read-only and writable arrays apart, so a mix would compile every
+    kernel twice.
+    """
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def small_int_dtype(n):

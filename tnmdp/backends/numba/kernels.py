@@ -48,7 +48,7 @@ def product(kind, indptr, cols, vals, x, y):
                 finite = False
                 break
         if finite:
-            y[:] = np.dot(vals, x[:m])
+            dense_rows(vals, x, y)
         else:
             for i in range(n):
                 acc = 0.0
@@ -58,7 +58,47 @@ def product(kind, indptr, cols, vals, x, y):
                         acc += p * x[j]
                 y[i] = acc
     else:
-        y[:] = np.dot(x[:vals.shape[0]], vals)
+        dense_columns(vals, x, y)
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def dense_rows(vals, x, y):
+    """``y = vals @ x[:m]`` for a C-ordered ``(n, m)`` ``vals``: one vectorised dot product
+    per row, as fast as BLAS ``dgemv`` here (and without the ~2 s that compiling a BLAS call
+    costs numba in every process with a cold cache)."""
+    n, m = vals.shape
+    for i in range(n):
+        acc = 0.0
+        for j in range(m):
+            acc += vals[i, j] * x[j]
+        y[i] = acc
+
+
+@njit(cache=True, nogil=True)
+def dense_columns(vals, x, y):
+    """``y = x[:m] @ vals`` for a C-ordered ``(m, n)`` ``vals``: four rows of ``vals`` added
+    into ``y`` per pass (within 10% of BLAS here, see :func:`dense_rows`)."""
+    m = vals.shape[0]
+    y[:] = 0.0
+    j = 0
+    while j + 4 <= m:
+        x0, x1, x2, x3 = x[j], x[j + 1], x[j + 2], x[j + 3]
+        v0, v1, v2, v3 = vals[j], vals[j + 1], vals[j + 2], vals[j + 3]
+        for i in range(y.shape[0]):
+            y[i] += x0 * v0[i] + x1 * v1[i] + x2 * v2[i] + x3 * v3[i]
+        j += 4
+    for k in range(j, m):
+        xk, vk = x[k], vals[k]
+        for i in range(y.shape[0]):
+            y[i] += xk * vk[i]
+
+
+@njit(cache=True, nogil=True)
+def copy_into(dst, src, first, stop):
+    """``dst[first:stop] = src[first:stop]`` as a loop: numba's array slice assignment
+    compiles its shape-mismatch message (~2 s of string machinery per process, cold cache)."""
+    for i in range(first, stop):
+        dst[i] = src[i]
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
@@ -99,7 +139,7 @@ def next_input(arrival, reward, gamma, v, x):
     """The input of a backup from ``V``: ``x = reward + gamma v`` when ``arrival`` (an arrival
     reward folded in, as :func:`tnmdp.kernels.backup` does), else ``x = v``."""
     if not arrival:
-        x[:] = v
+        copy_into(x, v, 0, v.shape[0])
     elif gamma != 1.0:
         for s in range(v.shape[0]):
             x[s] = reward[s] + gamma * v[s]
@@ -155,10 +195,10 @@ def forward_run(kind, indptr, cols, vals, probs, rbar, dist, acc, powers, keep, 
     dist = dist.copy()
     for k in range(powers.shape[0]):
         if keep:
-            dists[k, :] = dist
+            copy_into(dists[k], dist, 0, n_states)
         accs[k] = acc
         if unit:
-            w[:n_states] = dist
+            copy_into(w, dist, 0, n_states)
         else:
             for s in range(n_states):
                 for a in range(n_actions):

@@ -16,7 +16,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .kernels import masked_dot, product, product_pair
+from .kernels import copy_into, masked_dot, product, product_pair
 
 __all__ = ["soft_rows", "exp_log_rows", "soft_backward_run"]
 
@@ -247,8 +247,8 @@ def soft_backward_run(kind, indptr, cols, vals, rbar, reward, arrival, gamma, ta
                     x[s] = reward[s] + v[s]
                     y[s] = reward[s] + u[s]
         else:
-            x[low:high] = v[low:high]
-            y[low:high] = u[low:high]
+            copy_into(x, v, low, high)
+            copy_into(y, u, low, high)
         start, stop = low, high
         if band >= 0:
             while start < stop and x[start] == -np.inf and y[start] == -np.inf:
@@ -282,7 +282,7 @@ def soft_backward_run(kind, indptr, cols, vals, rbar, reward, arrival, gamma, ta
             low, high = start, stop
         t = first + k
         if t % stride == 0:
-            kept[t // stride, :] = v
+            copy_into(kept[t // stride], v, 0, n_states)
         if dists.shape[0] > 0:
             history[k] = accs[k] + powers[k] * masked_dot(dists[k], v)
     return v, u

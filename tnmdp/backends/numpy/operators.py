@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ...kernels import read_only
+
 __all__ = ["ELL", "CSR", "DENSE", "DENSE_T", "ELL_PADDING", "Operator", "markov_operator",
            "writable"]
 
@@ -117,7 +119,10 @@ class Operator:
             self.kind, indptr, cols = (DENSE_T if transpose else DENSE), _NO_PTR, _NO_COLS
             self.shape = vals.shape[::-1] if transpose else vals.shape
             self.bandwidth = -1
-        self.args = (self.kind, indptr, cols, np.ascontiguousarray(vals, dtype=np.float64))
+        # read-only views, whatever the source: the kernels never write an operator, and one
+        # array type (numba types read-only arrays apart) compiles one signature per kernel
+        self.args = (self.kind,) + tuple(
+            read_only(a) for a in (indptr, cols, np.ascontiguousarray(vals, dtype=np.float64)))
 
 
 def markov_operator(P, probs, rbar):
