@@ -38,10 +38,12 @@ def test_demo_summary_matches_its_samples(kind, soft):
 
 
 def test_convert_solve_info_round_trip(tmp_path, capsys):
+    """convert and info in-process (as the console script calls ``main``), solve as a process
+    (the files are the only link between the steps)."""
     model, solution = tmp_path / "fl.npz", tmp_path / "sol.npz"
-    out = run("convert", "gymnasium", "FrozenLake-v1", "--horizon", "30", "--out", str(model))
-    assert out.returncode == 0, out.stderr
-    assert "n_states=17" in out.stdout
+    assert cli.main(["convert", "gymnasium", "FrozenLake-v1", "--horizon", "30",
+                     "--out", str(model)]) == 0
+    assert "n_states=17" in capsys.readouterr().out
     out = run("solve", str(model), "--out", str(solution), "--json")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
@@ -50,9 +52,8 @@ def test_convert_solve_info_round_trip(tmp_path, capsys):
     assert (summary["n_states"], summary["n_actions"], summary["horizon"]) == (17, 4, 30)
     assert summary["policy_nbytes"] > 0 and summary["solve_seconds"] >= 0
     assert tnmdp.Solution.load(solution).expected_return == oracle
-    out = run("info", str(solution), "--json")
-    assert out.returncode == 0, out.stderr
-    info = json.loads(out.stdout)
+    assert cli.main(["info", str(solution), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
     assert info["kind"] == "Solution" and info["expected_return"] == oracle
     assert info["n_states"] == 17 and info["reward_kind"] == "full"
     assert cli.main(["solve", str(model), "--horizon", "10", "--discount", "0.9"]) == 0

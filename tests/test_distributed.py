@@ -3,13 +3,15 @@
 Every distributed result is compared with what it did not compute: the same model built in one
 process and solved by :func:`tnmdp.solve`, and a dense backward induction written here on the
 raw arrays.
+
+Starting the cluster and its workers costs ~4 s and every backward step is a round of tasks, so
+the tests that use the cluster run with the slow tests (CI runs them); the fast suite keeps the
+client-side validation (``tests/test_api.py`` checks that ``import tnmdp`` loads no Dask).
 """
 
 import concurrent.futures
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -105,6 +107,7 @@ def dense_oracle(P, r, terminal, initial, temperature, gamma=GAMMA):
     return u, policy, gaps, initial @ u, initial @ v
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stationary", [True, False], ids=["stationary", "time-dependent"])
 @pytest.mark.parametrize("temperature", [0.0, TAU], ids=["hard", "soft"])
 @pytest.mark.parametrize("n_blocks", [1, 2, 7])
@@ -138,6 +141,7 @@ def test_block_solve_equals_one_process_solve(client, n_blocks, temperature, sta
         assert not sol.policy.deterministic
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("temperature", [0.0, TAU], ids=["hard", "soft"])
 def test_history_equals_one_process_history(client, temperature):
     P, r, terminal, initial = raw_model(4, stationary=False)
@@ -148,6 +152,7 @@ def test_history_equals_one_process_history(client, temperature):
     np.testing.assert_allclose(sol.history, serial.history, rtol=RTOL, atol=RTOL)
 
 
+@pytest.mark.slow
 def test_evaluate_policies_held_as_blocks_and_local(client):
     raw = raw_model(3, stationary=False)
     mdp, bmdp = finite_mdp(*raw), block_mdp(*raw, 3)
@@ -201,6 +206,7 @@ def _bad_block_mdp(defect):
                                   terminal_rewards=terminal, discount=GAMMA)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("defect, error, match", [
     ("sum", ValueError, r"transitions\[t=4, s=13, a=2\] sums to 0\.\d+, not 1 \(atol=1e-09\) "
                         r"\(from block_fn\(lo=11, hi=17\)\)"),
@@ -253,6 +259,7 @@ def _assert_same_solution(got, want):
         want.expected_return, want.soft_value, want.n_sweeps, want.status, want.message)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("temperature", [0.0, TAU], ids=["hard", "soft"])
 def test_solve_many_on_the_cluster_equals_serial(client, temperature):
     models, factories = _batch(20)
@@ -267,6 +274,7 @@ def test_solve_many_on_the_cluster_equals_serial(client, temperature):
         models[0], temperature=temperature).value_function)
 
 
+@pytest.mark.slow
 def test_solve_many_on_local_processes_equals_serial():
     models, factories = _batch(20)
     items = factories[:10] + models[10:]
@@ -289,12 +297,6 @@ def test_solve_many_validates_its_arguments():
         solve_many([mdp], temperature=-1.0)
 
 
-def test_import_tnmdp_does_not_import_dask():
-    code = "import sys, tnmdp; print(any(m in sys.modules for m in ('dask', 'distributed')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
 def _kill_model():
     """Long enough (T = 80 steps) that the kill lands mid-sweep on an idle machine."""
     n, k, horizon = 3000, 4, 80
@@ -314,6 +316,7 @@ def _finished_steps(dask_scheduler, prefix):
                if str(key).startswith(prefix) and ts.state == "memory")
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_solve_is_recomputed_not_wrong(client):
     """Last in the module: it kills a worker of the shared cluster (its nanny restarts it)."""
     mdp, bmdp = _kill_model()

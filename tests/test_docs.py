@@ -13,6 +13,7 @@ sys.path.insert(0, str(DOCS))
 from _readme_tables import markdown_table_to_rst  # noqa: E402
 
 
+@pytest.mark.slow  # ~7 s: a whole Sphinx build with autodoc of every module (CI runs it)
 def test_sphinx_builds_without_warnings(tmp_path):
     pytest.importorskip("sphinx")
     pytest.importorskip("numpydoc")
