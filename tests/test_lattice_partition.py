@@ -62,8 +62,10 @@ def test_vicious_walkers_against_path_count(L, starts, n):
 
 def test_vicious_walkers_backward_environments_stay_in_the_walker_sector():
     # h_t over all 2^L configurations would be dominated by configurations with fewer walkers
-    # (e^-25 larger here), losing the 4-walker entries to rounding; the sector keeps them exact
-    L, starts, n = 15, [2, 5, 9, 12], 40
+    # (the 4-walker part of h_0 is ~e^-15 of its norm here), losing the 4-walker entries to the
+    # 1e-12 cutoff and rounding; the sector keeps them exact. Measured with the all-ones closing
+    # vector instead: backward log Z off by 8e-4 relative, sample log weights up to 0.025.
+    L, starts, n = 9, [1, 3, 5, 7], 16
     proc = la.vicious_walkers(L, starts)
     want = walker_log_survival(L, starts, n)
     for direction in ("forward", "backward"):
@@ -79,7 +81,7 @@ def test_long_horizon_no_overflow_spins_closed_form():
     # Z_n = sum_k C(L, k) alpha_0^k alpha_1^(L-k) (1 + dt (k lam_0 + (L-k) lam_1))^n
     from scipy.special import gammaln
 
-    L, c, s, n = 3, 0.3, 0.8, 10_000
+    L, c, s, n = 3, 0.4, 2.0, 1000  # |mu| <= 0.37: ~e^-1 per step, Z_n ~ e^-1004
     proc = la.independent_spins(L, c)
     dt = proc.default_dt()
     w = np.array([[-c, (1 - c) * np.exp(-s)], [c * np.exp(-s), -(1 - c)]])
@@ -98,15 +100,17 @@ def test_long_horizon_no_overflow_spins_closed_form():
 
 
 def test_long_horizon_east_against_rescaled_powers():
-    L, s, n = 5, -0.2, 1500
+    L, s, n = 4, -2.0, 500
     proc = la.east(L, 0.4)
     p = np.eye(2 ** L) + proc.default_dt() * dense_generator("east", L, s, c=0.4)
     want = log_matrix_power_sum(p, dense_initial(proc), n)
-    np.testing.assert_allclose(la.log_partition(proc, s, n).value, want, rtol=1e-10)
+    got = la.log_partition(proc, s, n)
+    assert got.value > 710  # exp(value) overflows a double
+    np.testing.assert_allclose(got.value, want, rtol=1e-10)
 
 
 def test_bond_dimension_convergence_and_error_estimate():
-    L, s, n = 10, 0.6, 40
+    L, s, n = 10, 0.6, 20
     proc = la.east(L, 0.5)
     p = np.eye(2 ** L) + proc.default_dt() * dense_generator("east", L, s, c=0.5)
     want = log_matrix_power_sum(p, dense_initial(proc), n)
