@@ -4,7 +4,13 @@ Exactness oracle: MDPs on a dyadic grid (probabilities multiples of 1/4, small i
 ``-inf`` sprinkled in) make every sum exact in float64, whatever the order of summation, so
 ties are exact ties and the compiled policy must equal the reference's action for action
 (lowest action on ties) with identical values.
+
+Factors that select independent code paths (reward form, storage, stationarity, discount,
+reference policy, ...) are covered pairwise (:func:`pairwise`): every value of every factor
+meets every value of every other factor in some case, instead of the full product.
 """
+
+import itertools
 
 import numpy as np
 import pytest
@@ -19,12 +25,40 @@ from tnmdp.sweep import sweep
 
 fast = pytest.importorskip("tnmdp.backends.numba")
 
-from tnmdp.backends import select, worthwhile  # noqa: E402
+from tnmdp.backends import MIN_WORK, select, worthwhile  # noqa: E402
 from tnmdp.backends.numba import soft_sweep  # noqa: E402
 from tnmdp.backends.numba.soft_kernels import exp_log_rows  # noqa: E402
 from tnmdp.backends.numpy.operators import CSR, ELL, Operator  # noqa: E402
 
 from conftest import random_mdp  # noqa: E402
+
+
+def pairwise(**factors):
+    """``(argnames, params)`` for ``pytest.mark.parametrize``: a small set of cases in which
+    every pair of values of any two factors occurs (greedy, deterministic).
+
+    Each factor is a list of values (ids ``str(value)``) or a dict ``{id: value}``.
+    """
+    levels = [list(v.items()) if isinstance(v, dict) else [(str(x), x) for x in v]
+              for v in factors.values()]
+
+    def pairs(case):
+        return {(i, case[i], j, case[j]) for i, j in itertools.combinations(range(len(case)), 2)}
+
+    candidates = list(itertools.product(*(range(len(level)) for level in levels)))
+    uncovered = set().union(*map(pairs, candidates))
+    params = []
+    while uncovered:
+        case = max(candidates, key=lambda c: len(pairs(c) & uncovered))  # first of the best
+        uncovered -= pairs(case)
+        chosen = [level[k] for level, k in zip(levels, case)]
+        params.append(pytest.param(*(value for _, value in chosen),
+                                   id="-".join(name for name, _ in chosen)))
+    return ",".join(factors), params
+
+
+SPARSE = {"csr": True, "dense": False}
+STATIONARY = {"stationary": True, "time-dependent": False}
 
 
 def dyadic_mdp(seed, n_states=12, n_actions=3, horizon=9, *, sparse=True, stationary=True,
@@ -64,6 +98,11 @@ def dyadic_mdp(seed, n_states=12, n_actions=3, horizon=9, *, sparse=True, statio
     terminal[0] = 0.0
     return tnmdp.FiniteMDP(transitions, rewards, T, 0, terminal_rewards=terminal,
                            discount=discount)
+
+
+#: The shortest even walk on the compiled path of ``solve``: ``T S A = T (2T + 1) 2 >= MIN_WORK``
+#: (182 for ``MIN_WORK = 2**17``), since the dense references cost ``O(T S^2 A)``.
+COMPILED_WALK = next(T for T in itertools.count(2, 2) if T * (2 * T + 1) * 2 >= MIN_WORK)
 
 
 def uniform_sites(mdp):
@@ -191,9 +230,11 @@ def test_operator_formats_agree():
 
 def test_long_walk_checkpoints_and_solve_uses_compiled_path():
     """A walk large enough for the compiled path in solve, with sqrt(T) checkpoints."""
-    mdp = tnmdp.models.excursion(300)
+    mdp = tnmdp.models.excursion(COMPILED_WALK)
     assert worthwhile(mdp)
-    actions, values, history = fast.backward_argmax_sweep(mdp, uniform_sites(mdp), budget=2**16)
+    budget = 2**16
+    assert mdp.horizon * mdp.n_states * 8 > budget  # the left environments do not all fit
+    actions, values, history = fast.backward_argmax_sweep(mdp, uniform_sites(mdp), budget=budget)
     ref = backward_induction(mdp)
     np.testing.assert_array_equal(actions, ref.policy.actions)
     np.testing.assert_array_equal(values, ref.values)
@@ -270,11 +311,8 @@ def check_soft(mdp, tau, reference, budget=None):
     return store
 
 
-@pytest.mark.parametrize("reference", ["uniform", "random", "zeros"])
-@pytest.mark.parametrize("discount", [1.0, 0.75])
-@pytest.mark.parametrize("stationary", [True, False], ids=["stationary", "time-dependent"])
-@pytest.mark.parametrize("sparse", [True, False], ids=["csr", "dense"])
-@pytest.mark.parametrize("reward_form", FORMS)
+@pytest.mark.parametrize(*pairwise(reward_form=FORMS, sparse=SPARSE, stationary=STATIONARY,
+                                  discount=[1.0, 0.75], reference=["uniform", "random", "zeros"]))
 def test_soft_sweep_matches_numpy_and_reference(reward_form, sparse, stationary, discount,
                                                 reference):
     mdp = dyadic_mdp(7, sparse=sparse, stationary=stationary, reward_form=reward_form,
@@ -315,12 +353,13 @@ def test_soft_history_matches_numpy():
 def test_soft_solve_takes_compiled_path(case):
     """Problems large enough for the compiled path: solve and SoftPolicy sites against the
     numpy path and soft backward induction."""
-    if case == "random-sparse":
-        mdp = random_mdp(11, n_states=200, n_actions=3, horizon=250, sparse=True,
-                         density=0.02, reward_form="sa", discount=0.99)
+    if case == "random-sparse":  # T S A = 132,000 >= MIN_WORK, ~4 entries per row
+        mdp = random_mdp(11, n_states=100, n_actions=3, horizon=440, sparse=True,
+                         density=0.04, reward_form="sa", discount=0.99)
         ref = None
     else:
-        mdp = tnmdp.models.excursion(300, hard=True, noise=0.1 if case != "excursion" else 0.0)
+        mdp = tnmdp.models.excursion(COMPILED_WALK, hard=True,
+                                     noise=0.1 if case != "excursion" else 0.0)
         ref = reference_policy(mdp, 9) if case == "noisy-reference" else None
     assert worthwhile(mdp)
     assert select(mdp) == "numba"
@@ -337,11 +376,14 @@ def test_soft_solve_takes_compiled_path(case):
 
 
 def test_soft_solution_is_small():
-    """The Solution of a T = 2000 soft excursion holds little beyond its soft values."""
+    """The Solution of a T = 800 soft excursion holds little beyond its soft values, kept at
+    ``sqrt(T)`` checkpoints (all ``T + 1`` rows would pass the compiled sweep's budget)."""
     import gc
     import tracemalloc
 
-    mdp = tnmdp.models.excursion(2000, hard=True)
+    mdp = tnmdp.models.excursion(800, hard=True)
+    T, S = mdp.horizon, mdp.n_states
+    assert (T + 1) * S * 8 > soft_sweep.SOFT_VALUES_BUDGET
     tnmdp.solve(mdp, temperature=1.0)  # compile and warm caches outside the measurement
     gc.collect()
     tracemalloc.start()
@@ -353,7 +395,9 @@ def test_soft_solution_is_small():
     finally:
         tracemalloc.stop()
     assert isinstance(sol.policy, SoftPolicy)
-    assert 0 < sol.policy.nbytes < 16 * mdp.n_states * 8 * 2 * np.sqrt(mdp.horizon)
+    # at most isqrt(T) + 2 rows of S doubles (a checkpoint every isqrt(T) + 1 sites), against
+    # T + 1 = 801 rows kept whole
+    assert 0 < sol.policy.nbytes < 2 * (np.sqrt(T) + 1) * S * 8
     assert held < 2 * sol.policy.nbytes
 
 
@@ -497,11 +541,9 @@ def test_operator_bandwidth():
     assert Operator(P.toarray()).bandwidth == -1
 
 
-@pytest.mark.parametrize("reference", ["uniform", "random", "zeros"])
-@pytest.mark.parametrize("discount", [1.0, 0.75])
-@pytest.mark.parametrize("stationary", [True, False], ids=["stationary", "time-dependent"])
-@pytest.mark.parametrize("reward_form", ["sa", "arrival", "time"])
-@pytest.mark.parametrize("n_actions", [2, 3])
+@pytest.mark.parametrize(*pairwise(n_actions=[2, 3], reward_form=["sa", "arrival", "time"],
+                                  stationary=STATIONARY, discount=[1.0, 0.75],
+                                  reference=["uniform", "random", "zeros"]))
 def test_soft_band_skip_is_exact(n_actions, reward_form, stationary, discount, reference):
     mdp = banded_mdp(5, n_actions=n_actions, stationary=stationary, reward_form=reward_form,
                      discount=discount)
@@ -527,7 +569,7 @@ def test_soft_band_skip_empty_live_range():
 @pytest.mark.parametrize("noise", [0.0, 0.2])
 @pytest.mark.parametrize("walk", ["excursion", "bridge", "meander"])
 def test_soft_band_skip_on_hard_walks(walk, noise):
-    mdp = getattr(tnmdp.models, walk)(60, hard=True, noise=noise)
+    mdp = getattr(tnmdp.models, walk)(40, hard=True, noise=noise)
     for tau in (1.0, 0.3):
         assert_band_is_exact(mdp, tau, None)
     assert_band_is_exact(mdp, 1.0, reference_policy(mdp, 8), budget=2000)
@@ -535,7 +577,7 @@ def test_soft_band_skip_on_hard_walks(walk, noise):
 
 def test_soft_band_skip_solve_is_unchanged():
     """solve (band skip on) gives the bits of the compiled sweep with every row formed."""
-    mdp = tnmdp.models.excursion(300, hard=True, noise=0.1)
+    mdp = tnmdp.models.excursion(COMPILED_WALK, hard=True, noise=0.1)
     ref = reference_policy(mdp, 9)
     sol = tnmdp.solve(mdp, temperature=1.0, reference_policy=ref, backend="numba")
     values, plain, sites, _ = soft_outputs(mdp, 1.0, ref, band_factor=np.inf)
@@ -553,27 +595,25 @@ from tnmdp.backends.numba.kernels import backward_run  # noqa: E402
 
 def ragged_sparse(seed, n_states, n_actions):
     """Random ``(S A, S)`` CSR operator with 1-8 random successors per row (float
-    probabilities), the last action a copy of the first (exact ties), and random ``rbar`` with
-    ``-inf`` entries (copied likewise)."""
+    probabilities), random ``rbar`` with ``-inf`` entries, and the states ``tied`` (a random
+    half) on which the last action is a copy of the first (row and reward: exact ties)."""
     rng = np.random.default_rng(seed)
     S, A = n_states, n_actions
-    lengths = rng.integers(1, 9, size=(S, A))
-    lengths[:, A - 1] = lengths[:, 0]
-    rows, cols, vals = [], [], []
-    for s in range(S):
-        succ0, w0 = rng.integers(0, S, size=lengths[s, 0]), rng.random(lengths[s, 0]) + 0.1
-        for a in range(A):
-            succ, w = ((succ0, w0) if a in (0, A - 1)
-                       else (rng.integers(0, S, size=lengths[s, a]), rng.random(lengths[s, a]) + 0.1))
-            rows.append(np.full(succ.size, s * A + a))
-            cols.append(succ)
-            vals.append(w / w.sum())
-    P = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(S * A, S))  # duplicate successors are summed, as a model's would be
+    rows = np.repeat(np.arange(S * A), rng.integers(1, 9, size=S * A))
+    cols = rng.integers(0, S, size=rows.size)
+    vals = rng.random(rows.size) + 0.1
+    vals /= np.bincount(rows, weights=vals, minlength=S * A)[rows]
+    tied = rng.random(S) < 0.5
+    copied = tied[rows // A] & (rows % A == 0)
+    kept = ~(tied[rows // A] & (rows % A == A - 1))
+    P = sp.csr_matrix((np.concatenate([vals[kept], vals[copied]]),
+                       (np.concatenate([rows[kept], rows[copied] + A - 1]),
+                        np.concatenate([cols[kept], cols[copied]]))),
+                      shape=(S * A, S))  # duplicate successors summed in the same order
     rbar = rng.normal(size=(S, A))
     rbar[rng.random((S, A)) < 0.05] = -np.inf
-    rbar[:, A - 1] = rbar[:, 0]
-    return P, rbar
+    rbar[tied, A - 1] = rbar[tied, 0]
+    return P, rbar, tied
 
 
 def run_kernel(kernel, op, rbar, arrival, gamma, v, T, seed):
@@ -588,38 +628,49 @@ def run_kernel(kernel, op, rbar, arrival, gamma, v, T, seed):
     return values, actions, history
 
 
-# S A > 20,000 rows: three blocks of parallel.BLOCK_ROWS = 8192 rows, the last one partial
-@pytest.mark.parametrize("arrival", [False, True], ids=["sa", "arrival"])
-@pytest.mark.parametrize("gamma", [1.0, 0.75])
-@pytest.mark.parametrize("kind", [ELL, CSR], ids=["ell", "csr"])
-@pytest.mark.parametrize("n_actions", [2, 4])
+@pytest.fixture(scope="module")
+def large_sparse():
+    """``(P, rbar, mdp)``: the smallest model on the parallel path of ``solve``,
+    ``S A = PARALLEL_MIN_ROWS + 20 = 16,404`` rows (three blocks, the last of 5 states) and
+    ``T = 8`` sites (``T S A >= MIN_WORK``: ``"auto"`` compiles), shared by the tests below."""
+    S, A = parallel.PARALLEL_MIN_ROWS // 4 + 5, 4
+    P, rbar, _ = ragged_sparse(6, S, A)
+    T = -(-MIN_WORK // (S * A))
+    return P, rbar, tnmdp.FiniteMDP(P, rbar, T, 0, discount=0.9)
+
+
+# Three blocks of parallel.BLOCK_ROWS rows (whole states), the last of 5 states; the four
+# factors covered pairwise
+@pytest.mark.parametrize(*pairwise(n_actions=[2, 4], kind={"ell": ELL, "csr": CSR},
+                                  gamma=[1.0, 0.75], arrival={"sa": False, "arrival": True}))
 def test_parallel_backward_run_is_the_serial_bits(n_actions, kind, gamma, arrival):
     """Row blocks change who sums a row, never how: values, policy and objective history are
     the serial kernel's bits (ties to the lowest action, -inf rewards and values)."""
     A, T = n_actions, 4
-    S = 20_004 // A + 1
-    assert S * A > 2 * parallel.BLOCK_ROWS
-    P, rbar = ragged_sparse(1, S, A)
+    S = 2 * parallel.BLOCK_ROWS // A + 5
+    P, rbar, tied = ragged_sparse(1, S, A)
     op = Operator(P, ell_padding=np.inf if kind == ELL else 0.0)
     assert op.kind == kind
     v = np.random.default_rng(2).normal(size=S)
     v[::7] = -np.inf
     want = run_kernel(backward_run, op, rbar, arrival, gamma, v, T, 3)
     got = run_kernel(parallel.backward_run_parallel, op, rbar, arrival, gamma, v, T, 3)
-    assert (want[1][0] == A - 1).sum() == 0 and (want[1][0] == 0).sum() > 0  # ties occurred
+    first = want[1][0]
+    assert (first[tied] != A - 1).all() and (first[tied] == 0).any()  # ties: lowest action
+    assert (first[~tied] == A - 1).any()  # ... where the last action is chosen otherwise
     for w, g in zip(want, got):
         np.testing.assert_array_equal(g, w)
     assert np.isfinite(want[0]).any() and (arrival or np.isneginf(want[0]).any())
 
 
-def test_parallel_backward_run_is_the_same_at_any_thread_count():
+def test_parallel_backward_run_is_the_same_at_any_thread_count(large_sparse):
     """The same bits with 1 thread and with numba's default count (restored afterwards)."""
     numba = pytest.importorskip("numba")
     default = numba.get_num_threads()
     if default < 2:
         pytest.skip("one numba thread: nothing to compare")
-    P, rbar = ragged_sparse(4, 5001, 4)
-    op, v = Operator(P), np.zeros(5001)
+    P, rbar, _ = large_sparse
+    op, v = Operator(P), np.zeros(P.shape[1])
     many = run_kernel(parallel.backward_run_parallel, op, rbar, False, 1.0, v, 3, 5)
     try:
         numba.set_num_threads(1)
@@ -643,13 +694,13 @@ def test_parallel_threshold():
     assert not parallel.pays(Operator(big.toarray()))  # dense: BLAS product, serial kernel
 
 
-def test_solve_on_large_sparse_model_uses_both_cores_and_is_plain_backward_induction():
-    """``solve`` on a model over the threshold (S A = 65,536 rows) takes the parallel kernel and
+def test_solve_on_large_sparse_model_uses_both_cores_and_is_plain_backward_induction(
+        large_sparse):
+    """``solve`` on a model over the threshold (S A = 16,404 rows) takes the parallel kernel and
     equals, bit for bit, the numpy backend and a CSR backward induction written here on the raw
     arrays (scipy sums each row from 0.0 in the same order; argmax ties to the first action)."""
-    S, A, T = 2**14, 4, 3
-    P, rbar = ragged_sparse(6, S, A)
-    mdp = tnmdp.FiniteMDP(P, rbar, T, 0, discount=0.9)
+    P, rbar, mdp = large_sparse
+    S, A, T = mdp.n_states, mdp.n_actions, mdp.horizon
     assert parallel.pays(fast.argmax_sweep.packed(mdp, 0)) or \
         pytest.importorskip("numba").get_num_threads() == 1
     v, want = np.zeros(S), np.empty((T, S), dtype=np.int64)
@@ -662,7 +713,7 @@ def test_solve_on_large_sparse_model_uses_both_cores_and_is_plain_backward_induc
         np.testing.assert_array_equal(sol.values, v)
 
 
-def test_parallel_kernel_only_from_the_main_thread_and_not_in_a_fork_child():
+def test_parallel_kernel_only_from_the_main_thread_and_not_in_a_fork_child(large_sparse):
     """Off the main thread (numba's workqueue layer aborts on concurrent launches) and in a
     ``fork`` child of a process that started the worker threads (GNU OpenMP terminates it),
     the serial kernel runs instead: the child solves and returns the parent's bits."""
@@ -672,10 +723,9 @@ def test_parallel_kernel_only_from_the_main_thread_and_not_in_a_fork_child():
     numba = pytest.importorskip("numba")
     if numba.get_num_threads() < 2:
         pytest.skip("one numba thread: the parallel kernel is never chosen")
-    P, rbar = ragged_sparse(8, 2**14, 4)
-    mdp = tnmdp.FiniteMDP(P, rbar, 2, 0)
+    mdp = large_sparse[2]
     op = fast.argmax_sweep.packed(mdp, 0)
-    assert parallel.pays(op)
+    assert parallel.pays(op) and select(mdp) == "numba"
     values = tnmdp.solve(mdp).values  # the worker threads are started here
     seen = []
     worker = threading.Thread(target=lambda: seen.append(parallel.pays(op)))
