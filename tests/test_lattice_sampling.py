@@ -57,7 +57,8 @@ def test_east_conditioned_paths_follow_the_exact_law(s):
 
 
 def test_vicious_walkers_paths_follow_the_exact_law():
-    L, n, n_samples = 6, 6, 20_000
+    # 27 surviving paths of equal probability, ~150 expected draws each
+    L, n, n_samples = 5, 5, 4000
     proc = la.vicious_walkers(L, [1, 3])
     p = np.zeros((2 ** L, 2 ** L))
     for x in range(2 ** L):
@@ -74,7 +75,7 @@ def test_vicious_walkers_paths_follow_the_exact_law():
 
 def test_truncated_environments_are_corrected_by_the_weights():
     # bond 2 environments are approximate: the proposal differs from the law, the weights fix it
-    L, n, s, n_samples = 6, 12, 0.7, 4000
+    L, n, s, n_samples = 6, 8, 0.7, 2000
     proc = la.east(L, 0.5)
     p = np.eye(2 ** L) + proc.default_dt() * dense_generator("east", L, s, c=0.5)
     # exact mean number of up spins at the final time under the tilted law
