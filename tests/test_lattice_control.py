@@ -217,7 +217,7 @@ def test_row_environments_contract_to_the_same_number_everywhere():
 # ---------------------------------------------------------------- evaluate, marginals, sample
 @pytest.mark.parametrize("L, k, per_time, discount", [(1, 2, False, 1.0), (2, 3, True, 0.8),
                                                        (4, 2, True, 1.0), (6, 2, False, 0.95),
-                                                       (7, 2, False, 1.0)])
+                                                       (5, 2, False, 1.0)])
 def test_evaluate_matches_flat(L, k, per_time, discount):
     mdp = random_lattice(10 + L, L=L, k=k, T=4, per_time=per_time, discount=discount)
     pi = random_policy(L, mdp)
@@ -425,8 +425,8 @@ def test_benchmark_flat_part_runs_and_agrees():
     pytest.importorskip("benchmarks")
     from benchmarks import lattice_control
 
-    rows = lattice_control.flat((2, 3), 4)
+    rows = lattice_control.flat((3,), 4)  # three sites: both boundaries and an interior site
     done = [r for r in rows if "ratio" in r]
-    assert len(done) == 4 and all(r["ratio"] == pytest.approx(1.0, abs=1e-12) for r in done)
+    assert len(done) == 2 and all(r["ratio"] == pytest.approx(1.0, abs=1e-12) for r in done)
     assert all(r["lattice_value_flat"] == pytest.approx(r["lattice_value"], rel=EXACT)
                for r in done)
