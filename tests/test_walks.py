@@ -16,6 +16,7 @@ import pytest
 from scipy import stats
 
 import tnmdp
+from tnmdp.backends import worthwhile
 from tnmdp.models.walks import (admissible, conditioned_density, conditioned_walk,
                                 log_path_count, walk_reference)
 from tnmdp.tilted import event_probability
@@ -35,11 +36,13 @@ def log_prob(count, T):
     return math.log(count) - T * math.log(2)
 
 
+# the longest horizons, 182 and 181, are the shortest with T S A = T (2T + 1) 2 >= MIN_WORK:
+# solve and log_partition take the compiled kernels there, numpy below
 CLOSED_FORMS = [
-    ("excursion", dict(floor=0, end=0), lambda T: catalan(T // 2), [2, 10, 100, 500]),
-    ("bridge", dict(end=0), lambda T: math.comb(T, T // 2), [2, 10, 100, 500]),
-    ("meander", dict(floor=0), lambda T: math.comb(T, T // 2), [1, 9, 100, 499]),
-    ("ballot", dict(floor=-3, end=4), lambda T: ballot(T, 4, -3), [4, 10, 100, 500]),
+    ("excursion", dict(floor=0, end=0), lambda T: catalan(T // 2), [2, 10, 100, 182]),
+    ("bridge", dict(end=0), lambda T: math.comb(T, T // 2), [2, 10, 100, 182]),
+    ("meander", dict(floor=0), lambda T: math.comb(T, T // 2), [1, 9, 100, 181]),
+    ("ballot", dict(floor=-3, end=4), lambda T: ballot(T, 4, -3), [4, 10, 100, 182]),
 ]
 
 
@@ -48,6 +51,7 @@ CLOSED_FORMS = [
 def test_log_counts_equal_closed_forms(kind, cond, count, horizons):
     for T in horizons:
         mdp = conditioned_walk(T, hard=True, **cond)
+        assert worthwhile(mdp) == (T > 100)
         exact = log_prob(count(T), T)
         sol = tnmdp.solve(mdp, temperature=1.0)
         assert sol.soft_value == pytest.approx(exact, rel=1e-12), T
@@ -203,10 +207,14 @@ def test_bad_arguments():
 
 
 def test_plots_are_written(tmp_path):
+    """The three walk figures are drawn and saved (small horizons: the cost is mostly saving
+    each PNG, ~0.25 s whatever the horizon)."""
     pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
     from tnmdp.plotting import density_figure, plot_walk_demo, sweep_figure
 
-    plot_walk_demo("meander", 12, soft=True, filename=tmp_path / "demo.png")
+    plot_walk_demo("meander", 8, soft=True, filename=tmp_path / "demo.png", n_samples=20)
     mdp = tnmdp.models.excursion(10)
     initial = np.random.default_rng(0).random((10, mdp.n_states, 2))
     initial /= initial.sum(axis=2, keepdims=True)
@@ -214,10 +222,12 @@ def test_plots_are_written(tmp_path):
                                  callback=lambda state: state.site == (5 if d == "backward" else 4)),
                      tnmdp.solve(mdp, direction=d, initial_policy=initial))
                  for d in ("forward", "backward")}
-    _, summary = sweep_figure(snapshots, rng=0, n_samples=20, filename=tmp_path / "fig2.png")
+    fig, summary = sweep_figure(snapshots, rng=0, n_samples=20, filename=tmp_path / "fig2.png")
+    plt.close(fig)
     assert summary["backward/full"]["expected_return"] == pytest.approx(1.0, abs=1e-12)
     assert summary["backward/full"]["admissible_fraction"] == 1.0
-    _, errors = density_figure(20, filename=tmp_path / "density.png")
+    fig, errors = density_figure(10, filename=tmp_path / "density.png")
+    plt.close(fig)
     assert max(errors.values()) < 1e-12
     for name in ("demo.png", "fig2.png", "density.png"):
         assert (tmp_path / name).stat().st_size > 10_000
