@@ -136,7 +136,7 @@ def test_soft_policy_saved_as_checkpoints(tmp_path, monkeypatch):
     import tnmdp.environments as env
 
     monkeypatch.setattr(env, "MEMORY_BUDGET", 4096)
-    mdp = tnmdp.models.excursion(200, hard=True)
+    mdp = tnmdp.models.excursion(64, hard=True)
     sol = tnmdp.solve(mdp, temperature=1.0, backend="numpy")
     stored = len(sol.policy.values._stored)
     assert 1 < stored < mdp.horizon // 4
@@ -276,23 +276,39 @@ def test_policy_forms():
         tnmdp.evaluate(mdp, actions.astype(float))  # float (T, S) is not a form
 
 
-def test_pydata_sparse_transitions():
-    sparse = pytest.importorskip("sparse")
+def pydata_case():
     rng = np.random.default_rng(6)
     S, A = 5, 2
     P = rng.dirichlet(np.ones(S), size=(S, A))
     P[P < 0.15] = 0
     P /= P.sum(axis=2, keepdims=True)
     R = rng.normal(size=(S, A))
-    want = tnmdp.solve(FiniteMDP(P, R, 4, 0)).values
+    return P, R, tnmdp.solve(FiniteMDP(P, R, 4, 0)).values
+
+
+def test_pydata_sparse_transitions():
+    sparse = pytest.importorskip("sparse")
+    P, R, want = pydata_case()
+    S, A = P.shape[:2]
     for form in (sparse.COO.from_numpy(P), sparse.COO.from_numpy(P.reshape(S * A, S)),
-                 sparse.GCXS.from_numpy(P.reshape(S * A, S)),
                  [sparse.COO.from_numpy(P.reshape(S * A, S))] * 4):
         mdp = FiniteMDP(form, R, 4, 0)
         assert mdp.is_sparse
         np.testing.assert_allclose(tnmdp.solve(mdp).values, want, rtol=1e-14)
     with pytest.raises(TypeError, match="transitions must"):
         FiniteMDP({"P": P}, R, 4, 0)
+
+
+@pytest.mark.slow
+def test_pydata_sparse_compressed_transitions():
+    """A non-COO pydata array (GCXS, converted through ``asformat("coo")``). Slow: pydata
+    sparse compiles its (uncached) numba kernels on the first GCXS, ~0.8 s in every process."""
+    sparse = pytest.importorskip("sparse")
+    P, R, want = pydata_case()
+    S, A = P.shape[:2]
+    mdp = FiniteMDP(sparse.GCXS.from_numpy(P.reshape(S * A, S)), R, 4, 0)
+    assert mdp.is_sparse
+    np.testing.assert_allclose(tnmdp.solve(mdp).values, want, rtol=1e-14)
 
 
 class HeldPolicy(Policy):
