@@ -164,10 +164,16 @@ def test_evaluate_stochastic_policy_exact():
         init @ np.linalg.solve(np.eye(20) - 0.97 * P[:, 0], R[:, 0]), rel=1e-12)
 
 
-def test_sparse_banded_and_krylov_evaluation():
-    # a 2000-state ring with long-range jumps is not banded: GMRES; a corridor is: sparse LU
+def test_sparse_banded_and_krylov_evaluation(monkeypatch):
+    # a 500-state ring with long-range jumps is not banded (width ~S > 64): sparse LU (GMRES
+    # only from width * S > 4e7, too large for the dense oracle here)
+    import scipy.sparse.linalg as spla
+
+    factored = []
+    splu = spla.splu
+    monkeypatch.setattr(spla, "splu", lambda *args, **kw: factored.append(1) or splu(*args, **kw))
     rng = np.random.default_rng(4)
-    S = 2000
+    S = 500
     cols = np.stack([np.arange(S), (np.arange(S) + 1) % S, rng.integers(0, S, S)], axis=1)
     P = sp.csr_array((np.full(3 * S, 1 / 3), cols.ravel(), np.arange(0, 3 * S + 1, 3)),
                      shape=(S, S))
@@ -176,6 +182,7 @@ def test_sparse_banded_and_krylov_evaluation():
     v, err = discounted_values(mdp, np.zeros(S, dtype=int), return_error=True)
     dense = np.linalg.solve(np.eye(S) - 0.999 * P.toarray(), R[:, 0])
     assert np.abs(v - dense).max() <= err + 1e-12 and err < 1e-8
+    assert factored
 
 
 def test_stationary_policy_validation():
