@@ -377,7 +377,7 @@ def test_soft_solve_takes_compiled_path(case):
 
 def test_soft_solution_is_small():
     """The Solution of a T = 800 soft excursion holds little beyond its soft values, kept at
-    ``sqrt(T)`` checkpoints (all ``T + 1`` rows would pass the compiled sweep's budget)."""
+    ``sqrt(T)`` checkpoints (all ``T + 1`` rows would exceed the compiled sweep's budget)."""
     import gc
     import tracemalloc
 
@@ -395,8 +395,8 @@ def test_soft_solution_is_small():
     finally:
         tracemalloc.stop()
     assert isinstance(sol.policy, SoftPolicy)
-    # at most isqrt(T) + 2 rows of S doubles (a checkpoint every isqrt(T) + 1 sites), against
-    # T + 1 = 801 rows kept whole
+    # a checkpoint every isqrt(T) + 1 sites: at most isqrt(T) + 1 rows of S doubles (29 here);
+    # the bound allows twice that, against T + 1 = 801 rows kept whole
     assert 0 < sol.policy.nbytes < 2 * (np.sqrt(T) + 1) * S * 8
     assert held < 2 * sol.policy.nbytes
 
