@@ -185,6 +185,29 @@ def test_sparse_banded_and_krylov_evaluation(monkeypatch):
     assert factored
 
 
+def test_gmres_evaluation_is_certified(monkeypatch):
+    """The GMRES path (taken from ``bandwidth * S > 4e7`` on, forced here on a 300-state
+    non-banded chain), against a dense solve: within its certified error, which meets the
+    target (MacQueen polishing included)."""
+    import tnmdp.continuing as continuing
+
+    monkeypatch.setattr(continuing, "_SPARSE_LU_FILL", 0)
+    rng = np.random.default_rng(5)
+    S = 300
+    cols = np.stack([np.arange(S), (np.arange(S) + 1) % S, rng.integers(0, S, S)], axis=1)
+    P = sp.csr_array((np.full(3 * S, 1 / 3), cols.ravel(), np.arange(0, 3 * S + 1, 3)),
+                     shape=(S, S))
+    R = rng.normal(size=(S, 1))
+    mdp = tnmdp.FiniteMDP(P, R, None, 0, discount=0.99)
+    dense = np.linalg.solve(np.eye(S) - 0.99 * P.toarray(), R[:, 0])
+    v, err = discounted_values(mdp, np.zeros(S, dtype=int), method="direct", return_error=True)
+    assert np.abs(v - dense).max() <= err + 1e-12  # direct: a COLAMD sparse LU beyond the fill
+    sol = tnmdp.solve(mdp, tol=1e-10)
+    assert "GMRES" in sol.message
+    np.testing.assert_array_equal(sol.policy.actions, np.zeros(S, dtype=int))  # one action
+    assert np.abs(sol.values - dense).max() <= 1e-10
+
+
 def test_stationary_policy_validation():
     mdp = random_mdp(0, S=4, A=2)[0]
     with pytest.raises(ValueError, match=r"policy has shape \(3, 2\); the MDP needs"):

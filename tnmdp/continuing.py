@@ -71,6 +71,10 @@ def _bandwidth(P):
 #: Sparse chains of at most this bandwidth are solved by LAPACK's banded LU.
 _BANDED = 64
 
+#: Wider sparse chains are factorised (sparse LU, natural order: fill-in bounded by the band)
+#: while ``bandwidth * S`` is at most this; beyond, GMRES warm-started from the last values.
+_SPARSE_LU_FILL = 4 * 10**7
+
 
 def _band_storage(P, rows, gamma, width):
     """``I - gamma P`` in LAPACK band storage ``ab[width + i - j, j]``, shape (2w+1, n)
@@ -141,9 +145,9 @@ def _solve_finite(P, r, gamma, v0, target, method):
             v = la.solve_banded((width, width), _band_storage(P, rows, gamma, width), r,
                                 overwrite_ab=True, check_finite=False)
             how = "banded LU"
-        elif method == "direct" or width * n <= 4 * 10**7:  # fill-in bounded by the band
+        elif method == "direct" or width * n <= _SPARSE_LU_FILL:
             A = (sp.eye_array(n, format="csr") - gamma * P).tocsc()
-            v = spla.splu(A, permc_spec="NATURAL" if width * n <= 4 * 10**7
+            v = spla.splu(A, permc_spec="NATURAL" if width * n <= _SPARSE_LU_FILL
                           else "COLAMD").solve(r)
             how = "sparse LU"
         else:
