@@ -94,6 +94,7 @@ def test_convergence_in_bond_dimension_is_reported():
     assert abs(small.value - got.value) > 1e-6
 
 
+@pytest.mark.slow  # 0.1 s, but ~8 s in a new virtualenv: quimb compiles its SVD/QR kernels
 def test_quimb_dmrg_option_agrees_on_a_gapped_case():
     got = la.scgf(la.independent_spins(6, 0.4), 0.3, method="quimb", max_bond=8)
     np.testing.assert_allclose(got.value, spins_theta(6, 0.4, 0.3), rtol=1e-9)
