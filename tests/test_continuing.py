@@ -164,23 +164,27 @@ def test_evaluate_stochastic_policy_exact():
         init @ np.linalg.solve(np.eye(20) - 0.97 * P[:, 0], R[:, 0]), rel=1e-12)
 
 
+def jump_ring(seed, S, gamma):
+    """A one-action ring with a random long-range jump from every state (not banded: width
+    ~S > 64), its model and the values of its only policy by a dense solve."""
+    rng = np.random.default_rng(seed)
+    cols = np.stack([np.arange(S), (np.arange(S) + 1) % S, rng.integers(0, S, S)], axis=1)
+    P = sp.csr_array((np.full(3 * S, 1 / 3), cols.ravel(), np.arange(0, 3 * S + 1, 3)),
+                     shape=(S, S))
+    R = rng.normal(size=(S, 1))
+    dense = np.linalg.solve(np.eye(S) - gamma * P.toarray(), R[:, 0])
+    return tnmdp.FiniteMDP(P, R, None, 0, discount=gamma), dense
+
+
 def test_sparse_banded_and_krylov_evaluation(monkeypatch):
-    # a 500-state ring with long-range jumps is not banded (width ~S > 64): sparse LU (GMRES
-    # only from width * S > 4e7, too large for the dense oracle here)
+    # not banded: a sparse LU (GMRES only from width * S > 4e7: see the next test)
     import scipy.sparse.linalg as spla
 
     factored = []
     splu = spla.splu
     monkeypatch.setattr(spla, "splu", lambda *args, **kw: factored.append(1) or splu(*args, **kw))
-    rng = np.random.default_rng(4)
-    S = 500
-    cols = np.stack([np.arange(S), (np.arange(S) + 1) % S, rng.integers(0, S, S)], axis=1)
-    P = sp.csr_array((np.full(3 * S, 1 / 3), cols.ravel(), np.arange(0, 3 * S + 1, 3)),
-                     shape=(S, S))
-    R = rng.normal(size=(S, 1))
-    mdp = tnmdp.FiniteMDP(P, R, None, 0, discount=0.999)
-    v, err = discounted_values(mdp, np.zeros(S, dtype=int), return_error=True)
-    dense = np.linalg.solve(np.eye(S) - 0.999 * P.toarray(), R[:, 0])
+    mdp, dense = jump_ring(4, 500, 0.999)
+    v, err = discounted_values(mdp, np.zeros(500, dtype=int), return_error=True)
     assert np.abs(v - dense).max() <= err + 1e-12 and err < 1e-8
     assert factored
 
@@ -192,14 +196,8 @@ def test_gmres_evaluation_is_certified(monkeypatch):
     import tnmdp.continuing as continuing
 
     monkeypatch.setattr(continuing, "_SPARSE_LU_FILL", 0)
-    rng = np.random.default_rng(5)
     S = 300
-    cols = np.stack([np.arange(S), (np.arange(S) + 1) % S, rng.integers(0, S, S)], axis=1)
-    P = sp.csr_array((np.full(3 * S, 1 / 3), cols.ravel(), np.arange(0, 3 * S + 1, 3)),
-                     shape=(S, S))
-    R = rng.normal(size=(S, 1))
-    mdp = tnmdp.FiniteMDP(P, R, None, 0, discount=0.99)
-    dense = np.linalg.solve(np.eye(S) - 0.99 * P.toarray(), R[:, 0])
+    mdp, dense = jump_ring(5, S, 0.99)
     v, err = discounted_values(mdp, np.zeros(S, dtype=int), method="direct", return_error=True)
     assert np.abs(v - dense).max() <= err + 1e-12  # direct: a COLAMD sparse LU beyond the fill
     sol = tnmdp.solve(mdp, tol=1e-10)
