@@ -169,3 +169,14 @@ def test_cli_bench_outside_a_checkout(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "benchmarks.__main__", raising=False)
     with pytest.raises(SystemExit, match="run it from the root of a source checkout"):
         cli.main(["bench", "--quick"])
+
+
+def test_ci_runs_the_readme_test_command():
+    """The README's second fresh-machine command (install and run the tests) is what .ci/run
+    runs, word for word: the two cannot drift apart."""
+    root = Path(__file__).resolve().parents[1]
+    block = (root / "README.md").read_text().split("```bash\n", 1)[1].split("```", 1)[0]
+    command = block.splitlines()[1].split("#")[0].strip()
+    assert command.startswith('pip install -e ".[test]" && python -m pytest')
+    ci = [line.strip() for line in (root / ".ci" / "run").read_text().splitlines()]
+    assert command in ci
