@@ -267,7 +267,7 @@ def _sample_compiled(kernel, mdp, policy, rng, states, actions, rewards):
             changes[:] = True
     starts = np.concatenate([[0], steps[1:][changes], [T]])
     s = states[:, 0].astype(np.int64)
-    no_acts = np.zeros((0, mdp.n_states), dtype=states.dtype)
+    no_acts = np.zeros((0, mdp.n_states), dtype=actions.dtype)
     for t0, t1 in zip(starts[:-1].tolist(), starts[1:].tolist()):
         P = mdp.transition_matrix(t0)
         keys, cols, indptr = mdp.cached(("sampler", id(P)), lambda P=P: _row_sampler(P))
